@@ -1,0 +1,32 @@
+# The two commands a new user needs: `make test` and `make demo`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export MPLBACKEND := Agg
+
+.PHONY: test demo lint format install
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(VENV)/bin/ruff check hill_core pipelines interaction_app tests benchmarks
+	$(VENV)/bin/ruff format --check hill_core pipelines interaction_app tests benchmarks
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/hill demo
+
+lint: install
+	$(VENV)/bin/ruff check hill_core pipelines interaction_app tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff format hill_core pipelines interaction_app tests benchmarks
+	$(VENV)/bin/ruff check --fix hill_core pipelines interaction_app tests benchmarks

@@ -1,0 +1,277 @@
+"""The file contract between a gate and training: snapshot and edits tables in Parquet.
+
+A *snapshot* is what a gate shows: one row per sampled training item with its stable
+``sample_id``, ``label``, ``class_name``, the model's prediction ``pred`` and its view position
+``x, y`` (2-D, in the frozen projection's units).
+
+An *edits* table is what a gate decides: one row per snapshot item with the position before
+and after the edit and whether the person moved that single point. File-level metadata holds
+the schema version, the config hash and the decision (approve, skip or stop), so that a replay
+needs nothing but these files.
+
+Every read and write validates; a bad table raises :class:`EditsError` with one line and
+writes nothing. Writes are atomic: temp file, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+DECISIONS = ("approve", "skip", "stop")
+
+SNAPSHOT_COLUMNS = {
+    "sample_id": "int64",
+    "label": "int64",
+    "class_name": "str",
+    "pred": "int64",
+    "x": "float64",
+    "y": "float64",
+}
+EDITS_COLUMNS = {
+    "run_id": "str",
+    "gate_epoch": "int64",
+    "sample_id": "int64",
+    "label": "int64",
+    "x_before": "float64",
+    "y_before": "float64",
+    "x_after": "float64",
+    "y_after": "float64",
+    "moved": "bool",
+}
+
+
+class EditsError(ValueError):
+    """A snapshot or edits table that breaks the contract; the message says what, in one line."""
+
+
+@dataclass(frozen=True)
+class EditsMeta:
+    """File-level metadata of an edits file."""
+
+    config_hash: str
+    decision: str = "approve"
+    schema_version: int = SCHEMA_VERSION
+
+    def to_bytes(self) -> dict[bytes, bytes]:
+        return {
+            b"hill.schema_version": str(self.schema_version).encode(),
+            b"hill.config_hash": self.config_hash.encode(),
+            b"hill.decision": self.decision.encode(),
+        }
+
+
+def make_edits(
+    snapshot: pd.DataFrame,
+    x_after: np.ndarray,
+    y_after: np.ndarray,
+    moved: np.ndarray,
+    run_id: str,
+    gate_epoch: int,
+) -> pd.DataFrame:
+    """Build an edits table from a snapshot and target positions.
+
+    Args:
+        snapshot: the gate's snapshot table, N rows.
+        x_after, y_after: (N,) target view positions q_i, aligned with the snapshot rows.
+        moved: (N,) bool, True where the person moved that single point.
+    """
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "gate_epoch": int(gate_epoch),
+            "sample_id": snapshot["sample_id"].to_numpy(np.int64),
+            "label": snapshot["label"].to_numpy(np.int64),
+            "x_before": snapshot["x"].to_numpy(np.float64),
+            "y_before": snapshot["y"].to_numpy(np.float64),
+            "x_after": np.asarray(x_after, np.float64),
+            "y_after": np.asarray(y_after, np.float64),
+            "moved": np.asarray(moved, bool),
+        }
+    )
+
+
+def unedited(snapshot: pd.DataFrame, run_id: str, gate_epoch: int) -> pd.DataFrame:
+    """The edits table of a gate where nothing moved (a skip, or approve without edits)."""
+    n = len(snapshot)
+    return make_edits(snapshot, snapshot["x"], snapshot["y"], np.zeros(n, bool), run_id, gate_epoch)
+
+
+def validate_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Check a snapshot table and return it with canonical dtypes."""
+    snapshot = _with_columns(snapshot, SNAPSHOT_COLUMNS, "snapshot")
+    _check_finite(snapshot, ["x", "y"], "snapshot")
+    _check_unique_ids(snapshot, "snapshot")
+    return snapshot
+
+
+def validate_edits(edits: pd.DataFrame, snapshot: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Check an edits table (against its snapshot when given) and return it with canonical dtypes.
+
+    Raises:
+        EditsError: NaN/inf positions, duplicate or unknown sample ids, labels that differ from
+            the snapshot, before-positions that differ from the snapshot, or several gates in one
+            table.
+    """
+    edits = _with_columns(edits, EDITS_COLUMNS, "edits")
+    if edits.empty:
+        raise EditsError("edits: table is empty")
+    _check_finite(edits, ["x_before", "y_before", "x_after", "y_after"], "edits")
+    _check_unique_ids(edits, "edits")
+    if edits["gate_epoch"].nunique() != 1 or edits["run_id"].nunique() != 1:
+        raise EditsError("edits: one file must hold one gate of one run")
+    if snapshot is not None:
+        _check_against_snapshot(edits, snapshot)
+    return edits
+
+
+def write_edits(path: str | Path, edits: pd.DataFrame, meta: EditsMeta, snapshot=None) -> Path:
+    """Validate and write an edits table atomically. Nothing is written when it is invalid."""
+    if meta.decision not in DECISIONS:
+        raise EditsError(f"edits: decision {meta.decision!r} is not one of {', '.join(DECISIONS)}")
+    edits = validate_edits(edits, snapshot)
+    return _write_parquet(Path(path), edits, meta.to_bytes())
+
+
+def read_edits(
+    path: str | Path, snapshot: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, EditsMeta]:
+    """Read and validate an edits file; returns the table and its metadata."""
+    path = Path(path)
+    table = _read_parquet(path)
+    raw = table.schema.metadata or {}
+    version = raw.get(b"hill.schema_version", b"?").decode()
+    if version != str(SCHEMA_VERSION):
+        raise EditsError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
+    meta = EditsMeta(
+        config_hash=raw.get(b"hill.config_hash", b"").decode(),
+        decision=raw.get(b"hill.decision", b"approve").decode(),
+    )
+    if meta.decision not in DECISIONS:
+        raise EditsError(f"{path}: decision {meta.decision!r} is not one of {', '.join(DECISIONS)}")
+    try:
+        return validate_edits(table.to_pandas(), snapshot), meta
+    except EditsError as err:
+        raise EditsError(f"{path}: {err}") from None
+
+
+def write_snapshot(path: str | Path, snapshot: pd.DataFrame, gate_epoch: int, run_id: str) -> Path:
+    """Validate and write a snapshot atomically, with its gate epoch and run id as metadata."""
+    snapshot = validate_snapshot(snapshot)
+    meta = {b"hill.gate_epoch": str(gate_epoch).encode(), b"hill.run_id": run_id.encode()}
+    meta[b"hill.schema_version"] = str(SCHEMA_VERSION).encode()
+    return _write_parquet(Path(path), snapshot, meta)
+
+
+def read_snapshot(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Read and validate a snapshot file; returns the table and ``{"gate_epoch", "run_id"}``."""
+    path = Path(path)
+    table = _read_parquet(path)
+    raw = table.schema.metadata or {}
+    meta = {
+        "gate_epoch": raw.get(b"hill.gate_epoch", b"0").decode(),
+        "run_id": raw.get(b"hill.run_id", b"").decode(),
+    }
+    try:
+        return validate_snapshot(table.to_pandas()), meta
+    except EditsError as err:
+        raise EditsError(f"{path}: {err}") from None
+
+
+def _with_columns(df: pd.DataFrame, columns: dict[str, str], what: str) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise EditsError(f"{what}: expected a table, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise EditsError(f"{what}: missing column(s) {', '.join(missing)}")
+    out = df[list(columns)].copy()
+    for column, dtype in columns.items():
+        if dtype == "bool" and not pd.api.types.is_bool_dtype(out[column]):
+            raise EditsError(f"{what}: column {column} must be bool")
+        try:
+            out[column] = out[column].astype(dtype)
+        except (TypeError, ValueError):
+            raise EditsError(f"{what}: column {column} must be {dtype}") from None
+    return out.reset_index(drop=True)
+
+
+def _check_finite(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    values = df[columns].to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        sample = df["sample_id"].iloc[row]
+        raise EditsError(
+            f"{what}: {columns[col]} of sample {sample} is {values[row, col]} (must be finite)"
+        )
+
+
+def _check_unique_ids(df: pd.DataFrame, what: str) -> None:
+    duplicated = df["sample_id"][df["sample_id"].duplicated()]
+    if len(duplicated):
+        raise EditsError(f"{what}: sample id {duplicated.iloc[0]} appears more than once")
+
+
+def _check_against_snapshot(edits: pd.DataFrame, snapshot: pd.DataFrame) -> None:
+    known = snapshot.set_index("sample_id")
+    unknown = ~edits["sample_id"].isin(known.index)
+    if unknown.any():
+        raise EditsError(f"edits: unknown sample id {edits['sample_id'][unknown].iloc[0]}")
+    missing = ~known.index.isin(edits["sample_id"])
+    if missing.any():
+        raise EditsError(f"edits: snapshot sample {known.index[missing][0]} has no row")
+    ref = known.loc[edits["sample_id"]]
+    wrong = edits["label"].to_numpy() != ref["label"].to_numpy()
+    if wrong.any():
+        i = int(np.argmax(wrong))
+        raise EditsError(
+            f"edits: sample {edits['sample_id'].iloc[i]} has label {edits['label'].iloc[i]}, "
+            f"snapshot says {ref['label'].iloc[i]}"
+        )
+    before = edits[["x_before", "y_before"]].to_numpy()
+    if not np.allclose(before, ref[["x", "y"]].to_numpy(), atol=1e-6):
+        raise EditsError("edits: before-positions differ from the snapshot")
+
+
+def _write_parquet(path: Path, df: pd.DataFrame, meta: dict[bytes, bytes]) -> Path:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    if not path.is_file():
+        raise EditsError(f"{path}: no such file")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise EditsError(f"{path}: not a readable Parquet file ({err})") from None
+
+
+def edits_summary(edits: pd.DataFrame) -> dict[str, float]:
+    """Size of an edit: how many points moved (individually) and the mean displacement."""
+    d = np.hypot(edits["x_after"] - edits["x_before"], edits["y_after"] - edits["y_before"])
+    return {
+        "points_moved": float(edits["moved"].sum()),
+        "points_displaced": float((d > 1e-9).sum()),
+        "mean_displacement": float(d.mean()) if len(d) else 0.0,
+    }

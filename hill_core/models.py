@@ -1,0 +1,141 @@
+"""Model presets. Each is ``backbone -> z (B, d) -> head -> logits (B, C)``.
+
+Every model exposes ``latent(x) -> z`` and ``head(z) -> logits``; ``forward`` chains them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hill_core.config import ModelConfig
+
+
+class HillModel(nn.Module):
+    """A backbone that produces the latent z and a classifier head on top of it."""
+
+    def __init__(self, backbone: nn.Module, classifier: nn.Module, latent_dim: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = classifier
+        self.latent_dim = latent_dim
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, ...) inputs -> (B, d) latent vectors."""
+        return self.backbone(x)
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, d) latent vectors -> (B, C) logits."""
+        return self.classifier(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.latent(x))
+
+
+def _conv_block(c_in: int, c_out: int, pool: bool = True) -> list[nn.Module]:
+    layers = [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return layers + [nn.MaxPool2d(2)] if pool else layers
+
+
+def digits_cnn(num_classes: int, latent_dim: int = 64, dropout: float = 0.1) -> HillModel:
+    """Small CNN for 8x8 grey digits, input (B, 1, 8, 8)."""
+    backbone = nn.Sequential(
+        *_conv_block(1, 32),  # (B, 32, 4, 4)
+        *_conv_block(32, 64),  # (B, 64, 2, 2)
+        nn.Flatten(),
+        nn.Linear(256, latent_dim),
+        nn.ReLU(),
+    )
+    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(latent_dim, num_classes))
+    return HillModel(backbone, head, latent_dim)
+
+
+def cifar_small_cnn(num_classes: int, latent_dim: int = 128, dropout: float = 0.1) -> HillModel:
+    """CPU-friendly CNN for 32x32 RGB, input (B, 3, 32, 32)."""
+    backbone = nn.Sequential(
+        *_conv_block(3, 32),  # (B, 32, 16, 16)
+        *_conv_block(32, 64),  # (B, 64, 8, 8)
+        *_conv_block(64, 128),  # (B, 128, 4, 4)
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(128, latent_dim),
+        nn.ReLU(),
+    )
+    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(latent_dim, num_classes))
+    return HillModel(backbone, head, latent_dim)
+
+
+def cifar_proto_cnn(num_classes: int, dropout: float = 0.5) -> HillModel:
+    """The HILL prototype's CIFAR-10 net: conv 128-256-512-512-256, 4096-d latent, MLP head."""
+    backbone = nn.Sequential(
+        *_conv_block(3, 128, pool=False),
+        *_conv_block(128, 256),  # (B, 256, 16, 16)
+        *_conv_block(256, 512),  # (B, 512, 8, 8)
+        *_conv_block(512, 512, pool=False),
+        *_conv_block(512, 256),  # (B, 256, 4, 4)
+        nn.Flatten(),  # (B, 4096)
+    )
+    head = nn.Sequential(
+        nn.Linear(4096, 512),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Linear(128, num_classes),
+    )
+    return HillModel(backbone, head, 4096)
+
+
+def pamap2_cnn(num_classes: int, channels: int = 27, dropout: float = 0.1) -> HillModel:
+    """The prototype's 1-D CNN over IMU windows, input (B, 27, 200), 1024-d latent."""
+    backbone = nn.Sequential(
+        nn.Conv1d(channels, 32, 24, padding="same"),
+        nn.ReLU(),
+        nn.Conv1d(32, 64, 16, padding="same"),
+        nn.ReLU(),
+        nn.Conv1d(64, 128, 8, padding="same"),
+        nn.ReLU(),
+        nn.AdaptiveMaxPool1d(1),  # global max-pool over time: (B, 128, 1)
+        nn.Flatten(),
+        nn.Linear(128, 1024),
+        nn.ReLU(),
+    )
+    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(1024, num_classes))
+    return HillModel(backbone, head, 1024)
+
+
+def mlp(num_features: int, num_classes: int, latent_dim: int = 64, dropout: float = 0.1):
+    """MLP for tables, input (B, F)."""
+    backbone = nn.Sequential(
+        nn.Linear(num_features, 128), nn.ReLU(), nn.Linear(128, latent_dim), nn.ReLU()
+    )
+    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(latent_dim, num_classes))
+    return HillModel(backbone, head, latent_dim)
+
+
+AUTO_PRESET = {
+    "digits": "digits_cnn",
+    "cifar10": "cifar_small_cnn",
+    "imagefolder": "cifar_small_cnn",
+    "pamap2": "pamap2_cnn",
+    "table": "mlp",
+}
+
+
+def build_model(
+    cfg: ModelConfig, data_name: str, input_shape: tuple[int, ...], num_classes: int
+) -> HillModel:
+    """The preset ``cfg.name`` (or the data set's default) for inputs of ``input_shape``."""
+    name = AUTO_PRESET[data_name] if cfg.name == "auto" else cfg.name
+    if name == "digits_cnn":
+        return digits_cnn(num_classes, cfg.latent_dim, cfg.dropout)
+    if name == "cifar_small_cnn":
+        return cifar_small_cnn(num_classes, cfg.latent_dim, cfg.dropout)
+    if name == "cifar_proto_cnn":
+        return cifar_proto_cnn(num_classes)
+    if name == "pamap2_cnn":
+        return pamap2_cnn(num_classes, channels=input_shape[0], dropout=cfg.dropout)
+    return mlp(input_shape[0], num_classes, cfg.latent_dim, cfg.dropout)

@@ -1,0 +1,230 @@
+"""Training with an explicit, resumable state.
+
+``train_segment(state, first, last, teacher)`` trains epochs ``first..last`` (1-based,
+inclusive). The data order of an epoch depends only on (seed, epoch), and a checkpoint carries
+every RNG state, so "train 10" equals "train 5, save, load, train 5" bit for bit on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from hill_core.config import Config
+from hill_core.data import DataBundle
+from hill_core.evaluate import evaluate, latents_of
+from hill_core.losses import LossWeights, hill_loss
+from hill_core.models import HillModel, build_model
+from hill_core.projection import Projection, fit_projection
+from hill_core.sampling import stratified_sample
+from hill_core.teacher import Teacher
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainState:
+    """Everything training needs; ``data`` is not saved (it is reloaded from the config)."""
+
+    config: Config
+    data: DataBundle
+    model: HillModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    projection: Projection | None = None
+    epoch: int = 0  # last completed epoch
+    extra: dict = field(default_factory=dict)  # caller's bookkeeping, saved with the state
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when present, else the CPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("base.device is cuda but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(cfg: Config, model: HillModel) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+        )
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+
+def build_scheduler(cfg: Config, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch; ``none`` keeps the lr constant."""
+    if cfg.train.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def init_state(cfg: Config, data: DataBundle) -> TrainState:
+    """A fresh state: seeds every RNG from ``base.seed``, then builds model and optimiser."""
+    seed_everything(cfg.base.seed)
+    device = resolve_device(cfg.base.device)
+    model = build_model(cfg.model, data.name, data.input_shape, data.num_classes).to(device)
+    optimizer = build_optimizer(cfg, model)
+    return TrainState(cfg, data, model, optimizer, build_scheduler(cfg, optimizer), device)
+
+
+def epoch_loader(data: DataBundle, batch_size: int, seed: int, epoch: int) -> DataLoader:
+    """Training batches of one epoch, shuffled by a generator seeded from (seed, epoch) only."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator)
+
+
+def train_segment(
+    state: TrainState, first_epoch: int, last_epoch: int, teacher: Teacher | None
+) -> tuple[TrainState, list[dict[str, float]]]:
+    """Train epochs ``first_epoch..last_epoch`` and return per-epoch metrics.
+
+    Fits the projection after ``hill.freeze_epoch``. With ``teacher`` None the loss is plain CE.
+
+    Returns:
+        the same state object (advanced) and one dict per epoch: epoch, lr, train_acc, ce,
+        l_center, l_spread, l_sep, l_point, l_human, scale, scale_term, loss, teacher_active,
+        val_acc, val_f1.
+    """
+    if first_epoch != state.epoch + 1 or last_epoch < first_epoch:
+        raise ValueError(
+            f"state is at epoch {state.epoch}; cannot train {first_epoch}..{last_epoch}"
+        )
+    if teacher is not None and state.projection is None:
+        raise ValueError(
+            "a teacher needs the frozen projection; train past hill.freeze_epoch first"
+        )
+    history = []
+    for epoch in range(first_epoch, last_epoch + 1):
+        metrics = _train_epoch(state, epoch, teacher)
+        state.scheduler.step()
+        state.epoch = epoch
+        if state.projection is None and epoch >= state.config.hill.freeze_epoch:
+            state.projection = fit_state_projection(state)
+        val = evaluate(state.model, state.data.val, state.device, state.data.num_classes)
+        metrics.update(val_acc=val.accuracy, val_f1=val.macro_f1)
+        history.append(metrics)
+    return state, history
+
+
+def _train_epoch(state: TrainState, epoch: int, teacher: Teacher | None) -> dict[str, float]:
+    cfg, model, device = state.config, state.model, state.device
+    weights = LossWeights.from_config(cfg.hill)
+    teacher = teacher.to(device) if teacher is not None else None
+    lr = state.optimizer.param_groups[0]["lr"]
+    totals: dict[str, float] = {}
+    seen = correct = 0
+    model.train()
+    for x, y, ids in epoch_loader(state.data, cfg.train.batch_size, cfg.base.seed, epoch):
+        x, y, ids = x.to(device), y.to(device), ids.to(device)
+        with _autocast(device):
+            z = model.latent(x)  # (B, d)
+            logits = model.head(z)  # (B, C)
+            p = state.projection(z) if teacher is not None else None  # (B, 2)
+        loss, terms = hill_loss(logits.float(), y, p, ids, teacher, weights)
+        state.optimizer.zero_grad()
+        loss.backward()
+        state.optimizer.step()
+        n = len(y)
+        for name, value in terms.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * n
+        seen += n
+        correct += int((logits.argmax(1) == y).sum())
+    metrics = {name: total / seen for name, total in totals.items()}
+    metrics.update(epoch=float(epoch), lr=lr, train_acc=correct / seen)
+    metrics["teacher_active"] = float(teacher is not None)
+    return metrics
+
+
+def _autocast(device: torch.device):
+    """Mixed precision on CUDA (bf16); full precision on the CPU so runs are bit-reproducible."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fit_state_projection(state: TrainState) -> Projection:
+    """Fit P on a stratified sample of training items (no augmentation), seeded by base.seed."""
+    cfg = state.config
+    rows = stratified_sample(
+        state.data.train_eval.labels, cfg.hill.projection_sample, cfg.base.seed
+    )
+    sample = state.data.train_eval.subset(rows)
+    z, _ = latents_of(state.model, sample, state.device)
+    return fit_projection(z.numpy(), sample.labels, cfg.hill.projection).to(state.device)
+
+
+def save_state(state: TrainState, path: str | Path) -> Path:
+    """Write a checkpoint (plain dict: weights, optimiser, scheduler, P, RNG states, epoch)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "version": CHECKPOINT_VERSION,
+        "config": state.config.to_dict(),
+        "config_hash": state.config.hash(),
+        "epoch": state.epoch,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "projection": None if state.projection is None else state.projection.state_dict(),
+        "rng": _rng_states(),
+        "extra": state.extra,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(checkpoint, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save leaves the previous checkpoint intact
+    return path
+
+
+def load_state(path: str | Path, cfg: Config, data: DataBundle) -> TrainState:
+    """Rebuild a :class:`TrainState` from :func:`save_state`'s file and restore every RNG."""
+    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=False)
+    if checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {checkpoint.get('version')} is not supported")
+    state = init_state(cfg, data)
+    state.model.load_state_dict(checkpoint["model"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.scheduler.load_state_dict(checkpoint["scheduler"])
+    if checkpoint["projection"] is not None:
+        state.projection = Projection(state.model.latent_dim)
+        state.projection.load_state_dict(checkpoint["projection"])
+        state.projection = state.projection.to(state.device).requires_grad_(False)
+    state.epoch = checkpoint["epoch"]
+    state.extra = checkpoint.get("extra", {})
+    _set_rng_states(checkpoint["rng"])
+    return state
+
+
+def _rng_states() -> dict:
+    states = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
