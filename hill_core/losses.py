@@ -14,9 +14,6 @@ import torch.nn.functional as F
 from hill_core.teacher import Teacher
 
 COMPONENTS = ("l_center", "l_spread", "l_sep", "l_point")
-# Teacher centres closer than this (view units; the view's RMS radius is 1 at the freeze) count
-# as merged: their separation margin is 0, so float noise cannot push a merged pair apart.
-MERGE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -30,17 +27,25 @@ class LossWeights:
     w_sep: float = 1.0
     w_point: float = 1.0
 
+    def vector(self, like: torch.Tensor) -> torch.Tensor:
+        """(4,) component weights in :data:`COMPONENTS` order."""
+        values = (self.w_center, self.w_spread, self.w_sep, self.w_point)
+        return torch.tensor(values, dtype=like.dtype, device=like.device)
+
     @classmethod
     def from_config(cls, hill) -> LossWeights:
         return cls(hill.alpha, hill.lam, hill.w_center, hill.w_spread, hill.w_sep, hill.w_point)
 
 
-def class_stats(p: torch.Tensor, y: torch.Tensor, classes: torch.Tensor):
-    """Batch centres mu_c (K, 2) and spreads s_c (K,) for the K given classes (all present in y)."""
-    onehot = (y.unsqueeze(1) == classes.unsqueeze(0)).to(p.dtype)  # (B, K)
-    counts = onehot.sum(0)  # (K,)
-    centers = onehot.T @ p / counts.unsqueeze(1)  # (K, 2)
-    dist = torch.linalg.vector_norm(p.unsqueeze(1) - centers.unsqueeze(0), dim=2)  # (B, K)
+def class_stats(p: torch.Tensor, onehot: torch.Tensor):
+    """Batch centres mu_c (C, 2) and spreads s_c (C,) from p (B, 2) and one-hot labels (B, C).
+
+    Classes absent from the batch get zeros; callers mask them out. Fixed shapes (no boolean
+    indexing) keep this cheap on the CPU and free of host syncs on the GPU.
+    """
+    counts = onehot.sum(0).clamp(min=1.0)  # (C,)
+    centers = onehot.T @ p / counts.unsqueeze(1)  # (C, 2)
+    dist = torch.linalg.vector_norm(p.unsqueeze(1) - centers.unsqueeze(0), dim=2)  # (B, C)
     spreads = (onehot * dist).sum(0) / counts
     return centers, spreads
 
@@ -50,50 +55,38 @@ def human_components(
 ) -> dict[str, torch.Tensor]:
     """L_center, L_spread, L_sep and L_point of a batch against the teacher.
 
+    Classes count where they are in both the batch and the teacher.
+
     Args:
         p: (B, 2) view positions. y: (B,) labels. ids: (B,) stable sample ids.
     Returns:
         scalar tensors keyed by :data:`COMPONENTS`; a term with nothing to average is 0.
     """
-    zero = p.sum() * 0.0
-    present_in_batch = torch.zeros_like(teacher.present)
-    present_in_batch[y] = True
-    classes = torch.nonzero(present_in_batch & teacher.present).squeeze(1)  # (K,)
-    out = {name: zero for name in COMPONENTS}
-    if classes.numel() > 0:
-        keep = teacher.present[y]
-        mu, s = class_stats(p[keep], y[keep], classes)
-        mu_t, s_t = teacher.centers[classes].to(p.dtype), teacher.spreads[classes].to(p.dtype)
-        out["l_center"] = ((mu - mu_t) ** 2).sum(1).mean()
-        out["l_spread"] = (s - s_t).abs().mean()
-        out["l_sep"] = _separation(mu, mu_t, s_t, zero)
-    out["l_point"] = _point(p, ids, teacher, zero)
-    return out
+    onehot = F.one_hot(y, teacher.centers.shape[0]).to(p.dtype)  # (B, C)
+    active = ((onehot.sum(0) > 0) & teacher.present).to(p.dtype)  # (C,)
+    n_active = active.sum().clamp(min=1.0)
+    mu, s = class_stats(p, onehot)
+    l_center = (((mu - teacher.centers) ** 2).sum(1) * active).sum() / n_active
+    l_spread = ((s - teacher.spreads).abs() * active).sum() / n_active
+    pairs = active.unsqueeze(0) * active.unsqueeze(1)  # (C, C); the diagonal has margin 0
+    n_pairs = (n_active * (n_active - 1)).clamp(min=1.0)
+    l_sep = (F.relu(teacher.margins - torch.cdist(mu, mu)) * pairs).sum() / n_pairs
+    return {
+        "l_center": l_center,
+        "l_spread": l_spread,
+        "l_sep": l_sep,
+        "l_point": _point(p, ids, teacher),
+    }
 
 
-def _separation(mu, mu_t, s_t, zero):
-    """Hinge on centre distances with the capped margin m = min(s*_c + s*_c', |mu*_c - mu*_c'|)."""
-    k = mu.shape[0]
-    if k < 2:
-        return zero
-    teacher_gap = torch.cdist(mu_t, mu_t)  # (K, K)
-    margin = torch.minimum(s_t.unsqueeze(0) + s_t.unsqueeze(1), teacher_gap)
-    margin = margin.masked_fill(teacher_gap < MERGE_TOLERANCE, 0.0)
-    gap = torch.cdist(mu, mu)  # (K, K)
-    off_diagonal = ~torch.eye(k, dtype=torch.bool, device=mu.device)
-    return F.relu(margin - gap)[off_diagonal].mean()
-
-
-def _point(p, ids, teacher, zero):
+def _point(p, ids, teacher):
     """Mean squared distance of the batch's explicitly moved items to their targets."""
     if teacher.moved_ids.numel() == 0:
-        return zero
+        return p.sum() * 0.0
     pos = torch.searchsorted(teacher.moved_ids, ids).clamp(max=teacher.moved_ids.numel() - 1)
-    hit = teacher.moved_ids[pos] == ids
-    if not hit.any():
-        return zero
-    target = teacher.moved_targets[pos[hit]].to(p.dtype)
-    return ((p[hit] - target) ** 2).sum(1).mean()
+    hit = (teacher.moved_ids[pos] == ids).to(p.dtype)  # (B,)
+    sq = ((p - teacher.moved_targets[pos]) ** 2).sum(1)  # (B,)
+    return (sq * hit).sum() / hit.sum().clamp(min=1.0)
 
 
 def rms_radius(p: torch.Tensor) -> torch.Tensor:
@@ -120,14 +113,10 @@ def hill_loss(
         zero = ce.detach() * 0.0
         terms = {name: zero for name in (*COMPONENTS, "l_human", "scale", "scale_term")}
         return ce, {"ce": ce.detach(), **terms, "loss": ce.detach()}
-    parts = human_components(p.float(), y, ids, teacher)
-    l_human = (
-        weights.w_center * parts["l_center"]
-        + weights.w_spread * parts["l_spread"]
-        + weights.w_sep * parts["l_sep"]
-        + weights.w_point * parts["l_point"]
-    )
-    scale = rms_radius(p.float()) / teacher.rms_radius
+    p = p.float()
+    parts = human_components(p, y, ids, teacher)
+    l_human = torch.stack(list(parts.values())) @ weights.vector(p)
+    scale = rms_radius(p) / teacher.rms_radius
     scale_term = (1.0 - scale).abs()
     loss = (1.0 - weights.alpha) * ce + weights.alpha * l_human + weights.lam * scale_term
     terms = {k: v.detach() for k, v in parts.items()}
@@ -141,7 +130,7 @@ def layout_loss(
     """L_human terms of a whole layout (N, 2) against a teacher: the gate page's live readout."""
     with torch.no_grad():
         parts = human_components(current.float(), labels, ids, teacher)
-        l_human = sum(getattr(weights, "w_" + k[2:]) * v for k, v in parts.items())
+        l_human = torch.stack(list(parts.values())) @ weights.vector(current)
         scale = rms_radius(current.float()) / teacher.rms_radius
     values = {k: float(v) for k, v in parts.items()}
     values.update(l_human=float(l_human), scale=float(scale))

@@ -1,9 +1,10 @@
 """The frozen 2-D view P: fitted once at the freeze epoch, never trained afterwards.
 
-``p = ((z - z_mean) @ W - p_mean) / p_scale``: a linear map plus normalisation constants, all
-stored as buffers, so P has no parameters for an optimiser to touch while gradients of the
-HILL loss flow through it into the backbone. The constants are fixed at fit time (unlike the
-prototype's per-batch normalisation, which made the loss blind to global shifts).
+``p = ((z - z_mean) @ W - p_mean) / p_scale``: a linear map plus normalisation constants,
+folded into one affine map and stored as buffers. P has no parameters for an optimiser to
+touch, while gradients of the HILL loss flow through it into the backbone. The constants are
+fixed at fit time (unlike the prototype's per-batch normalisation, which made the loss blind
+to global shifts).
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from torch import nn
 
 
 class Projection(nn.Module):
-    """Frozen linear map from the latent (B, d) to the view (B, 2)."""
+    """Frozen affine map from the latent (B, d) to the view (B, 2): ``p = z @ weight + bias``.
+
+    ``weight`` (d, 2) and ``bias`` (2,) fold the fitted directions and the normalisation
+    constants into one map, so a forward pass is a single matrix product.
+    """
 
     def __init__(self, latent_dim: int):
         super().__init__()
-        self.register_buffer("z_mean", torch.zeros(latent_dim))
         self.register_buffer("weight", torch.zeros(latent_dim, 2))
-        self.register_buffer("p_mean", torch.zeros(2))
-        self.register_buffer("p_scale", torch.ones(()))
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("bias", torch.zeros(2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return ((z.float() - self.z_mean) @ self.weight - self.p_mean) / self.p_scale
+        return torch.addmm(self.bias, z.float(), self.weight)
 
 
 def fit_projection(z: np.ndarray, y: np.ndarray, method: str = "lda") -> Projection:
@@ -43,12 +45,10 @@ def fit_projection(z: np.ndarray, y: np.ndarray, method: str = "lda") -> Project
     p = (z - z_mean) @ weight
     p_mean = p.mean(axis=0)
     p_scale = float(np.sqrt(((p - p_mean) ** 2).sum(axis=1).mean())) or 1.0
+    # ((z - z_mean) @ weight - p_mean) / p_scale, folded into z @ W + b
     proj = Projection(z.shape[1])
-    proj.z_mean.copy_(torch.from_numpy(z_mean))
-    proj.weight.copy_(torch.from_numpy(weight))
-    proj.p_mean.copy_(torch.from_numpy(p_mean))
-    proj.p_scale.fill_(p_scale)
-    proj.fitted.fill_(True)
+    proj.weight.copy_(torch.from_numpy(weight / p_scale))
+    proj.bias.copy_(torch.from_numpy(-(z_mean @ weight + p_mean) / p_scale))
     return proj.requires_grad_(False)
 
 

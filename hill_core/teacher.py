@@ -20,6 +20,8 @@ class Teacher:
         moved_ids: (M,) int64 sorted sample ids of explicitly moved points.
         moved_targets: (M, 2) their target positions q_i.
         rms_radius: R*, RMS distance of all targets from their overall mean (view units).
+        margins: (C, C) separation margins m_cc' = min(s*_c + s*_c', |mu*_c - mu*_c'|), 0 on the
+            diagonal and between merged classes; fixed per teacher, so computed once.
     """
 
     centers: torch.Tensor
@@ -28,16 +30,29 @@ class Teacher:
     moved_ids: torch.Tensor
     moved_targets: torch.Tensor
     rms_radius: float
+    margins: torch.Tensor
 
     def to(self, device: torch.device | str) -> Teacher:
         return Teacher(
-            self.centers.to(device),
-            self.spreads.to(device),
-            self.present.to(device),
+            *(t.to(device) for t in (self.centers, self.spreads, self.present)),
             self.moved_ids.to(device),
             self.moved_targets.to(device),
             self.rms_radius,
+            self.margins.to(device),
         )
+
+
+# Teacher centres closer than this (view units; the view's RMS radius is 1 at the freeze) count
+# as merged: their separation margin is 0, so float noise cannot push a merged pair apart.
+MERGE_TOLERANCE = 1e-3
+
+
+def separation_margins(centers: np.ndarray, spreads: np.ndarray) -> np.ndarray:
+    """(C, C) capped margins; the cap stops L_sep from fighting a merge (HILL.md)."""
+    gap = np.linalg.norm(centers[:, None] - centers[None], axis=2)
+    margins = np.minimum(spreads[:, None] + spreads[None], gap)
+    margins[gap < MERGE_TOLERANCE] = 0.0  # the diagonal and merged pairs
+    return margins
 
 
 def layout_stats(
@@ -76,4 +91,5 @@ def teacher_from_edits(edits: pd.DataFrame, num_classes: int) -> Teacher:
         moved_ids=torch.tensor(moved["sample_id"].to_numpy(np.int64)),
         moved_targets=torch.tensor(moved[["x_after", "y_after"]].to_numpy(np.float32)),
         rms_radius=max(rms, 1e-8),
+        margins=torch.tensor(separation_margins(centers, spreads), dtype=torch.float32),
     )

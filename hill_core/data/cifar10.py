@@ -1,0 +1,132 @@
+"""CIFAR-10 from the pickled python batches (``cifar-10-batches-py/``), kept as uint8 in memory.
+
+The batches are read directly rather than through ``torchvision.datasets.CIFAR10``: torchvision
+checks the md5 of every file, so a folder holding anything but the exact official files (a
+subset, a test fixture) would be refused. torchvision is used only to download.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from hill_core.config import DataConfig
+from hill_core.data.base import (
+    DataBundle,
+    DataError,
+    check_labels,
+    stratified_split,
+    tensor_dataset,
+)
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{k}" for k in range(1, 6))
+TEST_FILE = "test_batch"
+META_FILE = "batches.meta"
+TEST_ID_OFFSET = 50_000  # test ids = 50000 + row, after the 50,000 official training rows
+MEAN = (0.4914, 0.4822, 0.4465)  # per channel, of the official training set, pixels in [0, 1]
+STD = (0.2470, 0.2435, 0.2616)
+
+
+def load_cifar10(cfg: DataConfig, seed: int) -> DataBundle:
+    """CIFAR-10 as a :class:`DataBundle` of normalised float images (3, 32, 32).
+
+    The official test batch is the test split; val is a stratified ``cfg.val_fraction`` of the
+    training batches, drawn by ``seed``. Sample ids: training rows 0..N-1 in batch order
+    (data_batch_1 first), test rows 50000 + row.
+
+    Args:
+        cfg: ``root`` holds ``cifar-10-batches-py/`` (or is that folder); ``download`` fetches it
+            with torchvision when missing; ``augment`` turns on crop and flip for ``train``.
+        seed: draws the val split.
+    """
+    folder = _find_folder(Path(cfg.root), cfg.download)
+    names = _read_class_names(folder)
+    x_train, y_train = _read_batches(folder, TRAIN_FILES, len(names))  # (N, 3, 32, 32) uint8
+    x_test, y_test = _read_batches(folder, (TEST_FILE,), len(names))
+    check_labels(y_train, len(names), f"cifar10 training batches in {folder}")
+    train, val, _ = stratified_split(y_train, cfg.val_fraction, 0.0, seed)
+    full = tensor_dataset(x_train, y_train, np.arange(len(y_train)))
+    test_ids = TEST_ID_OFFSET + np.arange(len(y_test))
+    eval_tf, train_tf = _transforms()
+    return DataBundle(
+        name="cifar10",
+        train=full.subset(train, train_tf if cfg.augment else eval_tf),
+        train_eval=full.subset(train, eval_tf),
+        val=full.subset(val, eval_tf),
+        test=tensor_dataset(x_test, y_test, test_ids, eval_tf),
+        class_names=names,
+        input_shape=(3, 32, 32),
+    )
+
+
+def _find_folder(root: Path, download: bool) -> Path:
+    """The folder holding the batches: ``root/cifar-10-batches-py`` or ``root`` itself."""
+    for folder in (root / FOLDER, root):
+        if (folder / META_FILE).is_file():
+            return folder
+    if not download:
+        raise DataError(
+            f"cifar10: no CIFAR-10 batches in {root / FOLDER} (nor in {root}); "
+            "copy cifar-10-batches-py there or set data.download: true"
+        )
+    from torchvision.datasets import CIFAR10  # only here: the one place that needs the network
+
+    CIFAR10(str(root), train=True, download=True)
+    return root / FOLDER
+
+
+def _unpickle(path: Path) -> dict:
+    """One pickled batch as a dict with str keys (files from Python 2 or 3, str or bytes keys)."""
+    if not path.is_file():
+        raise DataError(f"cifar10: missing batch file {path}")
+    try:
+        with path.open("rb") as f:
+            # latin1: the official files come from Python 2; torchvision reads them this way too.
+            entry = pickle.load(f, encoding="latin1")
+    except Exception as e:  # any unpickling failure means the same thing: not a CIFAR batch
+        raise DataError(f"cifar10: {path} is not a pickled CIFAR batch ({e})") from e
+    if not isinstance(entry, dict):
+        raise DataError(f"cifar10: {path} holds a {type(entry).__name__}, not a dict")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+def _read_class_names(folder: Path) -> list[str]:
+    """The 10 names from ``batches.meta`` (key ``label_names``), index = label."""
+    names = _unpickle(folder / META_FILE).get("label_names")
+    if not names:
+        raise DataError(f"cifar10: {folder / META_FILE} has no label_names")
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def _read_batches(
+    folder: Path, files: tuple[str, ...], num_classes: int
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of ``files``, concatenated in order."""
+    images, labels = [], []
+    for name in files:
+        entry = _unpickle(folder / name)
+        data = np.asarray(entry.get("data"))
+        y = np.asarray(entry.get("labels", []), np.int64)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(y) != len(data) or not len(y):
+            raise DataError(
+                f"cifar10: {folder / name} needs data (N, 3072) and N > 0 labels, "
+                f"got data {data.shape} and {len(y)} labels"
+            )
+        if y.min() < 0 or y.max() >= num_classes:
+            raise DataError(f"cifar10: {folder / name} has labels outside 0..{num_classes - 1}")
+        images.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))  # rows are R, G, B planes
+        labels.append(y)
+    return torch.from_numpy(np.concatenate(images)), np.concatenate(labels)
+
+
+def _transforms() -> tuple[v2.Compose, v2.Compose]:
+    """(eval, train) transforms of a uint8 image (3, 32, 32) to a normalised float one."""
+    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+    # Crop and flip act on the uint8 image, so the 4-pixel padding is black before normalising.
+    augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+    return v2.Compose(to_float), v2.Compose(augment + to_float)
