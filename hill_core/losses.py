@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hill_core.fused_loss import fused_human_loss
 from hill_core.teacher import Teacher
 
 COMPONENTS = ("l_center", "l_spread", "l_sep", "l_point")
@@ -113,15 +114,19 @@ def hill_loss(
         zero = ce.detach() * 0.0
         terms = {name: zero for name in (*COMPONENTS, "l_human", "scale", "scale_term")}
         return ce, {"ce": ce.detach(), **terms, "loss": ce.detach()}
-    p = p.float()
-    parts = human_components(p, y, ids, teacher)
-    l_human = torch.stack(list(parts.values())) @ weights.vector(p)
-    scale = rms_radius(p) / teacher.rms_radius
-    scale_term = (1.0 - scale).abs()
-    loss = (1.0 - weights.alpha) * ce + weights.alpha * l_human + weights.lam * scale_term
-    terms = {k: v.detach() for k, v in parts.items()}
-    terms.update(l_human=l_human, scale=scale, scale_term=scale_term, loss=loss)
-    return loss, {"ce": ce.detach(), **{k: v.detach() for k, v in terms.items()}}
+    weight_vector = weights.vector(p)
+    human, parts, scale = fused_human_loss(
+        p.float(), y, ids, teacher, weight_vector, weights.alpha, weights.lam
+    )
+    loss = (1.0 - weights.alpha) * ce + human
+    terms = dict(zip(COMPONENTS, parts, strict=True))
+    terms.update(
+        l_human=parts @ weight_vector,
+        scale=scale,
+        scale_term=(1.0 - scale).abs(),
+        loss=loss.detach(),
+    )
+    return loss, {"ce": ce.detach(), **terms}
 
 
 def layout_loss(
