@@ -21,8 +21,9 @@ test: install
 	$(VENV)/bin/ruff format --check hill_core pipelines interaction_app tests benchmarks
 	$(PY) -m pytest -q
 
+# make demo AUTOPILOT=compactness answers the gates with a simulated user instead of a person.
 demo: install
-	$(VENV)/bin/hill demo
+	$(VENV)/bin/hill demo $(if $(AUTOPILOT),--autopilot $(AUTOPILOT))
 
 lint: install
 	$(VENV)/bin/ruff check hill_core pipelines interaction_app tests benchmarks

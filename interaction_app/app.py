@@ -1,0 +1,250 @@
+"""The gate page: ``build_gate_app(snapshot, context, on_decision) -> gr.Blocks``.
+
+The scatter is a ``gr.HTML`` whose own script (static/gate_*.js) draws on a canvas and keeps the
+edit state in the browser. Python sees that state three ways: the live readout (a server
+function the script calls while dragging), the decision buttons (whose ``js`` hook reads the
+script's rows), and the ``snapshot``/``submit`` API endpoints for scripts and tests. Every
+decision goes through one :class:`GateRecorder`, so it is validated, written and reported once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from hill_core.edits import EditsError, edits_summary, make_edits, validate_snapshot
+from interaction_app.context import DECISIONS, GateContext, GateDecision
+from interaction_app.layout import Readout, rows_to_positions, view_payload
+from interaction_app.panels import context_html
+from interaction_app.recorder import GateClosedError, GateRecorder
+
+STATIC = Path(__file__).parent / "static"
+PLOT_ID = "hill-plot"
+JS_PARTS = ("gate_state.js", "gate_draw.js", "gate_ui.js")  # one scope, joined in this order
+PLOT_TEMPLATE = """
+<div class="hill-root" tabindex="0">
+  <div class="hill-toolbar">
+    <button class="hill-undo" title="Ctrl+Z">Undo</button>
+    <button class="hill-reset">Reset</button>
+    <button class="hill-fit">Fit view</button>
+    <span>Scale of</span><select class="hill-scale-class"></select>
+    <input class="hill-scale" type="range" min="0" max="3" step="0.05" value="1">
+    <span class="hill-scale-val">1.00×</span>
+  </div>
+  <div class="hill-status">Drag a centre to move its class (drop it on another to merge), a point
+    to move it alone. Wheel zooms, dragging the background pans.</div>
+  <div class="hill-stage"><canvas class="hill-canvas"></canvas>
+    <div class="hill-tip"></div><div class="hill-lock"></div></div>
+  <div class="hill-legend"></div>
+  <div class="hill-readout hill-muted">Edit the layout to see what it asks of the model.</div>
+</div>
+"""
+# Gradio's js= hook on a button: replace the first input with the plot's edited rows.
+READ_EDITS_JS = f"""(edits, ...rest) => {{
+  const root = document.querySelector('#{PLOT_ID} .hill-root');
+  return [root && root.hill ? root.hill.payload() : null, ...rest];
+}}"""
+LOCK_JS = f"""() => {{
+  const root = document.querySelector('#{PLOT_ID} .hill-root');
+  if (root && root.hill) root.hill.lock('Decision recorded: this gate no longer accepts edits.');
+}}"""
+CONFIRM_TEXT = {
+    "approve": "**Approve?** The edited layout becomes the teacher from the next epoch on. {edit}",
+    "skip": "**Skip?** This page's edits are dropped; training resumes with the previous teacher "
+    "(kept or cleared as `hill.on_skip` says). An unedited table is saved with decision *skip*.",
+    "stop": "**Stop the run?** Training ends at this gate; the run is finalised with what it has. "
+    "An unedited table is saved with decision *stop*.",
+}
+
+
+def build_gate_app(
+    snapshot: pd.DataFrame,
+    context: GateContext,
+    on_decision: Callable[[GateDecision], None],
+) -> gr.Blocks:
+    """Build (not launch) the gate page for one gate.
+
+    Args:
+        snapshot: the gate's snapshot table (sample_id, label, class_name, pred, x, y), N rows.
+        context: what the person needs to decide and where the decision goes.
+        on_decision: called once, after the edits Parquet is written, with the decision.
+    """
+    snapshot = validate_snapshot(snapshot)
+    recorder = GateRecorder(snapshot, context, on_decision)
+    readout = Readout(snapshot, len(context.class_names), context.weights)
+    title = f"hill gate · {context.run_name} · epoch {context.gate_epoch}"
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                _plot(snapshot, context, recorder, readout)
+            with gr.Column(scale=1, min_width=320):
+                status, buttons = _decision_panel(recorder)
+                gr.HTML(context_html(context), css_template=_css(), js_on_load=None)
+        _api(snapshot, context, recorder)
+        demo.load(
+            partial(_status_update, recorder),
+            outputs=[status, buttons],
+            api_visibility="private",
+        )
+    demo.gate_recorder = recorder  # GateServer.decide records timeouts through the same lock
+    return demo
+
+
+def _css() -> str:
+    return (STATIC / "gate.css").read_text()
+
+
+def _plot(snapshot, context, recorder: GateRecorder, readout: Readout) -> gr.HTML:
+    """The canvas scatter, with the readout and status as server functions for its script."""
+
+    def readout_fn(ops: dict[str, Any]) -> dict[str, float]:
+        return readout(ops or {})
+
+    def status_fn(_: Any = None) -> dict[str, Any]:
+        decided = recorder.decision is not None
+        return {"decided": decided, "message": recorder.closed_message() if decided else ""}
+
+    readout_fn.__name__, status_fn.__name__ = "readout", "status"  # names the script calls
+    return gr.HTML(
+        html_template=PLOT_TEMPLATE,
+        css_template=_css(),
+        js_on_load="\n".join((STATIC / name).read_text() for name in JS_PARTS),
+        server_functions=[readout_fn, status_fn],
+        elem_id=PLOT_ID,
+        view=view_payload(snapshot, context.class_names),
+    )
+
+
+def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
+    """Approve / Skip / Stop, each through a confirmation step; returns status line and buttons."""
+    pending = gr.State(None)  # the decision awaiting confirmation, per browser session
+    status = gr.Markdown("**Waiting for your decision.**")
+    with gr.Row() as buttons:
+        asks = [
+            (gr.Button("Approve", variant="primary"), "approve"),
+            (gr.Button("Skip"), "skip"),
+            (gr.Button("Stop run", variant="stop"), "stop"),
+        ]
+    with gr.Group(visible=False) as confirm_box:
+        confirm_text = gr.Markdown()
+        with gr.Row():
+            confirm = gr.Button("Confirm", variant="primary")
+            cancel = gr.Button("Cancel")
+    edits = gr.JSON(visible=False)  # carrier for the plot's rows (filled by READ_EDITS_JS)
+    panel = [confirm_box, buttons]
+    for button, decision in asks:
+        button.click(
+            partial(_ask, recorder, decision),
+            inputs=edits,
+            outputs=[pending, confirm_text, *panel],
+            js=READ_EDITS_JS,
+            api_visibility="private",
+        )
+    cancel.click(
+        lambda: (None, gr.Group(visible=False), gr.Row(visible=True)),
+        outputs=[pending, *panel],
+        api_visibility="private",
+    )
+    confirm.click(
+        partial(_confirm, recorder),
+        inputs=[edits, pending],
+        outputs=[status, *panel],
+        js=READ_EDITS_JS,
+        api_visibility="private",
+    ).success(None, js=LOCK_JS)
+    return status, buttons
+
+
+def _ask(recorder: GateRecorder, decision: str, edits: Any):
+    """Show what ``decision`` will do; for approve, check the edits first and size them."""
+    edit = ""
+    if decision == "approve":
+        edit = _describe(recorder, _positions(recorder, edits))
+    text = CONFIRM_TEXT[decision].format(edit=edit)
+    return decision, text, gr.Group(visible=True), gr.Row(visible=False)
+
+
+def _confirm(recorder: GateRecorder, edits: Any, pending: str | None):
+    """Record the pending decision with the plot's current edits."""
+    if pending not in DECISIONS:
+        raise gr.Error("Nothing to confirm: press Approve, Skip or Stop run first.")
+    result = _record(recorder, pending, edits)
+    return _decided_text(result), gr.Group(visible=False), gr.Row(visible=False)
+
+
+def _status_update(recorder: GateRecorder):
+    """On page load: a tab opened after the decision shows it instead of the buttons."""
+    if recorder.decision is None:
+        return gr.Markdown(), gr.Row()
+    return gr.Markdown(_decided_text(recorder.decision)), gr.Row(visible=False)
+
+
+def _decided_text(result: GateDecision) -> str:
+    return (
+        f"**Decision recorded: {result.decision}.** Wrote `{result.edits_path}` "
+        f"(sha256 `{result.edits_sha256[:12]}…`). This gate no longer accepts edits."
+    )
+
+
+def _positions(recorder: GateRecorder, edits: Any):
+    try:
+        return rows_to_positions(recorder.snapshot, edits if edits is not None else [])
+    except EditsError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+
+
+def _describe(recorder: GateRecorder, positions) -> str:
+    x, y, moved = positions
+    ctx = recorder.context
+    s = edits_summary(make_edits(recorder.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch))
+    if not s["points_displaced"]:
+        return "You have not moved anything: the teacher is the model's own layout."
+    return (
+        f"{int(s['points_displaced'])} of {len(x)} points displaced "
+        f"({int(s['points_moved'])} moved one by one), mean displacement "
+        f"{s['mean_displacement']:.3g} view units."
+    )
+
+
+def _record(recorder: GateRecorder, decision: str, edits: Any) -> GateDecision:
+    """Validate and record; every failure becomes one clear gr.Error and writes nothing."""
+    x, y, moved = _positions(recorder, edits) if decision == "approve" else (None, None, None)
+    try:
+        return recorder.record(decision, x, y, moved)
+    except (EditsError, GateClosedError) as err:
+        raise gr.Error(str(err), print_exception=False) from None
+
+
+def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder) -> None:
+    """``/snapshot`` and ``/submit``: drive a gate from a script, without a browser."""
+
+    def snapshot_api() -> dict:
+        """The gate's snapshot (one list per column) and its context."""
+        return {
+            **view_payload(snapshot, context.class_names),
+            "run_name": context.run_name,
+            "run_id": context.run_id,
+            "gate_epoch": context.gate_epoch,
+            "decided": recorder.decision.decision if recorder.decision else None,
+        }
+
+    def submit_api(rows: list[dict], decision: str) -> dict:
+        """Record a decision. rows: [{sample_id, x, y, moved?, label?}], the points you changed.
+
+        Points not listed keep their snapshot position. decision: approve, skip or stop.
+        Returns {decision, edits_path, edits_sha256}.
+        """
+        result = _record(recorder, decision, rows)
+        return {
+            "decision": result.decision,
+            "edits_path": result.edits_path,
+            "edits_sha256": result.edits_sha256,
+        }
+
+    gr.api(snapshot_api, api_name="snapshot")
+    gr.api(submit_api, api_name="submit")

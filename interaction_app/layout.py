@@ -1,0 +1,156 @@
+"""Pure functions between the snapshot table and what the page and the API exchange.
+
+Nothing here knows about Gradio: the page's JavaScript and API clients send plain JSON, and
+these functions turn it into validated position arrays (aligned with the snapshot rows) or
+the live L_human readout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hill_core.edits import EditsError, make_edits
+from hill_core.losses import LossWeights, layout_loss
+from hill_core.teacher import teacher_from_edits
+
+# Tableau-10 then 10 lighter companions: distinct on white for up to 20 classes.
+PALETTE = [
+    *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"),
+    *("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"),
+    *("#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"),
+]
+
+
+def class_colors(num_classes: int) -> list[str]:
+    """One colour per class; beyond the palette, evenly spaced hues."""
+    extra = [f"hsl({round(360 * k / num_classes)}, 60%, 45%)" for k in range(num_classes)]
+    return [PALETTE[k] if k < len(PALETTE) else extra[k] for k in range(num_classes)]
+
+
+def view_payload(snapshot: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:
+    """The snapshot as the page's script and the ``snapshot`` API endpoint see it (JSON-able)."""
+    return {
+        "sample_id": snapshot["sample_id"].astype(int).tolist(),
+        "label": snapshot["label"].astype(int).tolist(),
+        "pred": snapshot["pred"].astype(int).tolist(),
+        "x": snapshot["x"].astype(float).tolist(),
+        "y": snapshot["y"].astype(float).tolist(),
+        "class_names": list(class_names),
+        "colors": class_colors(len(class_names)),
+    }
+
+
+def rows_to_positions(
+    snapshot: pd.DataFrame, rows: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply submitted rows to the snapshot: target x, y (N,) and moved (N,), snapshot-aligned.
+
+    Args:
+        rows: list of ``{"sample_id", "x", "y", "moved"?, "label"?}``; rows not listed keep their
+            snapshot position. ``label``, when given, must match the snapshot.
+    Raises:
+        EditsError: one line naming the first bad row.
+    """
+    if isinstance(rows, dict) and "rows" in rows:
+        rows = rows["rows"]
+    if not isinstance(rows, list):
+        raise EditsError(f"edits: expected a list of rows, got {type(rows).__name__}")
+    index = {int(s): i for i, s in enumerate(snapshot["sample_id"])}
+    labels = snapshot["label"].to_numpy(np.int64)
+    x = snapshot["x"].to_numpy(np.float64).copy()
+    y = snapshot["y"].to_numpy(np.float64).copy()
+    moved = np.zeros(len(snapshot), bool)
+    seen: set[int] = set()
+    for k, row in enumerate(rows):
+        sid, px, py, is_moved, label = _parse_row(k, row)
+        if sid not in index:
+            raise EditsError(f"edits: unknown sample id {sid}")
+        if sid in seen:
+            raise EditsError(f"edits: sample id {sid} appears more than once")
+        seen.add(sid)
+        i = index[sid]
+        if label is not None and label != labels[i]:
+            raise EditsError(f"edits: sample {sid} has label {label}, snapshot says {labels[i]}")
+        x[i], y[i], moved[i] = px, py, is_moved
+    return x, y, moved
+
+
+def _parse_row(k: int, row: Any) -> tuple[int, float, float, bool, int | None]:
+    """One submitted row as typed values; NaN/inf/missing are errors, not silently dropped."""
+    if not isinstance(row, dict):
+        raise EditsError(f"edits: row {k} is not an object")
+    try:
+        sid = int(row["sample_id"])
+        px, py = _finite(row, "x", sid), _finite(row, "y", sid)
+    except KeyError as err:
+        raise EditsError(f"edits: row {k} has no {err.args[0]}") from None
+    moved = row.get("moved", False)
+    if not isinstance(moved, bool):
+        raise EditsError(f"edits: moved of sample {sid} must be true or false")
+    label = row.get("label")
+    return sid, px, py, moved, None if label is None else int(label)
+
+
+def _finite(row: dict, key: str, sid: int) -> float:
+    value = row[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EditsError(f"edits: {key} of sample {sid} is {value!r} (must be a number)") from None
+    if not math.isfinite(number):
+        raise EditsError(f"edits: {key} of sample {sid} is {number} (must be finite)")
+    return number
+
+
+class Readout:
+    """Live L_human of an edited layout against the current one, for the page while dragging.
+
+    The page sends its edit state, not 10,000 positions: per-class offsets and scales about the
+    original class centres, plus the absolute positions of individually moved points. The
+    same rule draws the points in the browser (static/gate_state.js, ``recompute``).
+    """
+
+    def __init__(self, snapshot: pd.DataFrame, num_classes: int, weights: LossWeights):
+        self.snapshot = snapshot
+        self.num_classes = num_classes
+        self.weights = weights
+        self.labels = snapshot["label"].to_numpy(np.int64)  # (N,)
+        self.xy = snapshot[["x", "y"]].to_numpy(np.float64)  # (N, 2)
+        self.index = {int(s): i for i, s in enumerate(snapshot["sample_id"])}
+        counts = np.bincount(self.labels, minlength=num_classes)[:, None]
+        sums = np.zeros((num_classes, 2))
+        np.add.at(sums, self.labels, self.xy)
+        self.centers = sums / np.maximum(counts, 1)  # (C, 2) original class centres
+        self.current = torch.tensor(self.xy, dtype=torch.float32)
+        self.labels_t = torch.tensor(self.labels)
+        self.ids_t = torch.tensor(snapshot["sample_id"].to_numpy(np.int64))
+
+    def positions(self, ops: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Edited positions (N, 2) and moved flags (N,) from the page's edit state."""
+        offsets = np.asarray(ops.get("offsets") or np.zeros((self.num_classes, 2)), np.float64)
+        scales = np.asarray(ops.get("scales") or np.ones(self.num_classes), np.float64)
+        c = self.centers[self.labels]  # (N, 2)
+        # x0 + T + (S - 1)(x0 - C0), as gate_state.js computes it: exact x0 for untouched classes.
+        q = self.xy + offsets[self.labels] + (scales[self.labels, None] - 1.0) * (self.xy - c)
+        moved = np.zeros(len(q), bool)
+        for sid, px, py in ops.get("moved") or []:
+            i = self.index.get(int(sid))
+            if i is not None:
+                q[i] = (px, py)
+                moved[i] = True
+        return q, moved
+
+    def __call__(self, ops: dict[str, Any]) -> dict[str, float]:
+        """L_center, L_spread, L_sep, L_point, L_human and scale of the current layout."""
+        q, moved = self.positions(ops)
+        if not np.isfinite(q).all():
+            raise ValueError("readout: edit state holds a non-finite position")
+        edits = make_edits(self.snapshot, q[:, 0], q[:, 1], moved, "", 0)
+        teacher = teacher_from_edits(edits, self.num_classes)
+        return layout_loss(self.current, self.labels_t, self.ids_t, teacher, self.weights)

@@ -1,0 +1,76 @@
+"""Records a gate's decision exactly once: validate, write the Parquet, then tell the caller."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hill_core.edits import EditsError, EditsMeta, make_edits, write_edits
+from interaction_app.context import DECISIONS, GateContext, GateDecision
+
+
+class GateClosedError(RuntimeError):
+    """The gate already has a decision; the message says which."""
+
+
+class GateRecorder:
+    """One per gate app: a lock and a 'decided' flag shared by every tab and API client."""
+
+    def __init__(
+        self,
+        snapshot: pd.DataFrame,
+        context: GateContext,
+        on_decision: Callable[[GateDecision], None],
+    ):
+        self.snapshot = snapshot
+        self.context = context
+        self.on_decision = on_decision
+        self._lock = threading.Lock()
+        self.decision: GateDecision | None = None
+
+    def record(
+        self, decision: str, x: np.ndarray, y: np.ndarray, moved: np.ndarray
+    ) -> GateDecision:
+        """Write the edits table for ``decision`` and call ``on_decision`` once.
+
+        Skip and stop ignore the positions and write the unedited table, so that a replay of a
+        run needs only its files.
+
+        Raises:
+            GateClosedError: a decision was already recorded (the file stays as it was).
+            EditsError: the decision or the edits are invalid (nothing is written).
+        """
+        if decision not in DECISIONS:
+            raise EditsError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+        with self._lock:  # held through the write so two clicks cannot both pass the check
+            if self.decision is not None:
+                raise GateClosedError(self.closed_message())
+            if decision != "approve":
+                x, y = self.snapshot["x"].to_numpy(), self.snapshot["y"].to_numpy()
+                moved = np.zeros(len(self.snapshot), bool)
+            path = self._write(decision, x, y, moved)
+            result = GateDecision(decision, str(path), sha256_of(path))
+            self.decision = result
+        self.on_decision(result)
+        return result
+
+    def _write(self, decision: str, x, y, moved) -> Path:
+        ctx = self.context
+        edits = make_edits(self.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch)
+        meta = EditsMeta(config_hash=ctx.config_hash, decision=decision)
+        return write_edits(ctx.edits_path, edits, meta, self.snapshot)
+
+    def closed_message(self) -> str:
+        """One line: what was decided and where it went."""
+        d, epoch = self.decision, self.context.gate_epoch
+        return f"gate at epoch {epoch} already decided: {d.decision} ({d.edits_path})"
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

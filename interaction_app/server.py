@@ -1,0 +1,188 @@
+"""Serving a gate page: loopback by default, auth required elsewhere, never shared, quiet."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from hill_core.config import Config, GateConfig
+from hill_core.edits import read_snapshot
+from hill_core.losses import LossWeights
+from interaction_app.app import build_gate_app
+from interaction_app.context import GateContext, GateDecision
+from interaction_app.recorder import GateClosedError
+
+
+class GateServerError(RuntimeError):
+    """The gate page cannot be served as configured; the message says why, in one line."""
+
+
+class GateServer:
+    """A running gate page. ``url`` is its address; ``close()`` (or leaving ``with``) stops it."""
+
+    def __init__(self, demo: gr.Blocks, url: str):
+        self.demo = demo
+        self.url = url
+
+    def decide(self, decision: str) -> GateDecision:
+        """Record skip or stop from outside the page (a timeout), through the page's own lock.
+
+        Raises:
+            GateClosedError: the person decided first; their decision stands.
+        """
+        return self.demo.gate_recorder.record(decision, None, None, None)
+
+    @property
+    def decision(self) -> GateDecision | None:
+        """The recorded decision, None while the gate waits."""
+        return self.demo.gate_recorder.decision
+
+    def close(self) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # Gradio prints "Closing server..."
+            self.demo.close()
+
+    def __enter__(self) -> GateServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def launch_gate(
+    snapshot: pd.DataFrame,
+    context: GateContext,
+    on_decision: Callable[[GateDecision], None],
+    gate: GateConfig,
+) -> GateServer:
+    """Build and start the gate page without blocking.
+
+    Raises:
+        GateServerError: a non-loopback host without auth, or an unreadable auth setting.
+    """
+    auth = resolve_auth(gate)
+    if auth is None and not is_loopback(gate.host):
+        raise GateServerError(
+            f"gate.host={gate.host} is reachable from other machines: set "
+            f"{gate.auth_env}=user:password or gate.auth_file, or bind 127.0.0.1"
+        )
+    demo = build_gate_app(snapshot, context, on_decision)
+    port = gate.port or free_port(gate.host)
+    _, url, _ = demo.launch(
+        server_name=gate.host,
+        server_port=port,
+        auth=auth,
+        prevent_thread_lock=True,
+        share=False,
+        quiet=True,
+        inbrowser=False,
+        ssr_mode=False,  # no Node server: one process, one port
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        theme=theme(),
+        footer_links=["api"],
+    )
+    return GateServer(demo, url)
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default look with fonts served by this server: the page fetches nothing remote."""
+    font = gr.themes.LocalFont("Source Sans Pro")
+    mono = gr.themes.LocalFont("IBM Plex Mono")
+    return gr.themes.Default(
+        font=[font, "ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=[mono, "ui-monospace", "monospace"],
+    )
+
+
+def resolve_auth(gate: GateConfig) -> tuple[str, str] | None:
+    """``(user, password)`` from the variable named by gate.auth_env, else gate.auth_file."""
+    raw, source = os.environ.get(gate.auth_env, ""), f"${gate.auth_env}"
+    if not raw and gate.auth_file:
+        path = Path(gate.auth_file)
+        if not path.is_file():
+            raise GateServerError(f"gate.auth_file {path}: no such file")
+        raw, source = path.read_text().strip(), str(path)
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise GateServerError(f"{source}: expected user:password")
+    return user, password
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port(host: str) -> int:
+    """A port the OS says is free on ``host`` right now (gate.port = 0)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def serve_snapshot_file(path: Path, cfg: Config, out_dir: Path) -> None:
+    """``hill gate --snapshot FILE``: serve a saved snapshot until a decision, then stop.
+
+    Writes the decision's edits under ``out_dir``; on ``gate.timeout_s`` without a decision it
+    records ``gate.on_timeout``. Prints the link and the outcome.
+    """
+    snapshot, meta = read_snapshot(path)
+    context = snapshot_context(snapshot, meta, Path(path), cfg, Path(out_dir))
+    done = threading.Event()
+    with launch_gate(snapshot, context, lambda _: done.set(), cfg.gate) as server:
+        print(f"Gate page for {path}: {server.url}", flush=True)
+        if not done.wait(cfg.gate.timeout_s):
+            try:
+                server.decide(cfg.gate.on_timeout)
+                print(f"No decision within {cfg.gate.timeout_s} s: {cfg.gate.on_timeout}.")
+            except GateClosedError:
+                pass  # the person decided in the last moment; that decision stands
+        result = server.decision
+    print(f"Decision: {result.decision}; edits written to {result.edits_path}", flush=True)
+
+
+def snapshot_context(
+    snapshot: pd.DataFrame, meta: dict[str, str], path: Path, cfg: Config, out_dir: Path
+) -> GateContext:
+    """A context for a snapshot served on its own: no training history, names from the table."""
+    gate_epoch = int(meta.get("gate_epoch") or 0)
+    return GateContext(
+        run_name=f"snapshot {path.name}",
+        run_id=meta.get("run_id") or path.stem,
+        gate_epoch=gate_epoch,
+        edits_path=out_dir / f"gate-epoch{gate_epoch:03d}.parquet",
+        config_hash=cfg.hash(),
+        class_names=class_names_of(snapshot),
+        val_accuracy=[],
+        per_class_accuracy=[],
+        confusion=[],
+        previous_gate_delta=None,
+        weights=LossWeights.from_config(cfg.hill),
+    )
+
+
+def class_names_of(snapshot: pd.DataFrame) -> list[str]:
+    """Names indexed by label, from the snapshot's own class_name column (gaps get the label)."""
+    labels = snapshot["label"].to_numpy(np.int64)
+    names = [str(k) for k in range(int(labels.max()) + 1)] if len(labels) else []
+    for label, name in zip(labels, snapshot["class_name"], strict=True):
+        names[label] = str(name)
+    return names

@@ -1,0 +1,88 @@
+"""Shared helpers for the gate-page tests and benchmark: synthetic snapshots and contexts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from interaction_app.context import GateContext
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def synthetic_snapshot(n: int, num_classes: int = 10, seed: int = 0) -> pd.DataFrame:
+    """A digits-like snapshot: ``num_classes`` Gaussian blobs on a ring, view units ~ [-5, 5]."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    angle = 2 * np.pi * labels / num_classes
+    centers = np.stack([4 * np.cos(angle), 4 * np.sin(angle)], axis=1)  # (n, 2)
+    xy = centers + rng.normal(scale=0.6, size=(n, 2))
+    wrong = rng.random(n) < 0.1
+    pred = np.where(wrong, (labels + 1) % num_classes, labels)
+    return pd.DataFrame(
+        {
+            "sample_id": np.arange(1000, 1000 + n, dtype=np.int64) * 3,  # ids are not row numbers
+            "label": labels.astype(np.int64),
+            "class_name": [str(c) for c in labels],
+            "pred": pred.astype(np.int64),
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+        }
+    )
+
+
+def synthetic_context(edits_path: Path, num_classes: int = 10) -> GateContext:
+    """A gate after epoch 4 of a made-up run, with plausible accuracy history and confusion."""
+    rng = np.random.default_rng(1)
+    confusion = rng.integers(0, 6, size=(num_classes, num_classes))
+    np.fill_diagonal(confusion, rng.integers(80, 120, size=num_classes))
+    per_class = (np.diag(confusion) / confusion.sum(1)).tolist()
+    return GateContext(
+        run_name="digits-guided",
+        run_id="run0001",
+        gate_epoch=4,
+        edits_path=Path(edits_path),
+        config_hash="cafebabe12345678",
+        class_names=[str(c) for c in range(num_classes)],
+        val_accuracy=[0.71, 0.83, 0.88, 0.905],
+        per_class_accuracy=per_class,
+        confusion=confusion.tolist(),
+        previous_gate_delta=0.012,
+    )
+
+
+def browser_missing_reason() -> str | None:
+    """Why the browser tests cannot run here (None when they can)."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "python package playwright is not installed"
+    return None
+
+
+def browser_required() -> bool:
+    """CI sets HILL_REQUIRE_BROWSER=1: there a missing browser fails instead of skipping."""
+    return os.environ.get("HILL_REQUIRE_BROWSER") == "1"
+
+
+def launch_chromium(playwright):
+    """Headless Debian Chromium; never a downloaded browser."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+        args=CHROMIUM_ARGS,
+        headless=True,
+    )

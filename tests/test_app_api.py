@@ -1,0 +1,194 @@
+"""App tier: the gate page's HTTP API on a real Gradio server at 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_helpers import synthetic_context, synthetic_snapshot
+
+from hill_core.config import Config, GateConfig
+from hill_core.edits import read_edits, write_snapshot
+from interaction_app.layout import Readout
+from interaction_app.recorder import GateClosedError, GateRecorder
+from interaction_app.server import GateServerError, launch_gate, serve_snapshot_file
+
+pytestmark = pytest.mark.slow  # each module starts Gradio servers
+
+
+def call(url: str, api_name: str, *args) -> dict:
+    """Call an endpoint over plain HTTP (Gradio's /call protocol); NaN goes out as a JSON NaN."""
+    body = json.dumps({"data": list(args)}).encode()
+    request = urllib.request.Request(
+        f"{url}gradio_api/call/{api_name}", body, {"Content-Type": "application/json"}
+    )
+    event_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
+    stream = urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=30)
+    event, data = None, None
+    for line in stream.read().decode().splitlines():
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            data = json.loads(line.split(":", 1)[1])
+            break
+    if event == "error":
+        return {"error": (data or {}).get("error")}
+    return {"result": data[0]}
+
+
+@pytest.fixture(scope="module")
+def open_gate(tmp_path_factory):
+    """One gate that only ever sees invalid submissions, shared by the error tests."""
+    tmp = tmp_path_factory.mktemp("open_gate")
+    snapshot = synthetic_snapshot(300)
+    context = synthetic_context(tmp / "edits.parquet")
+    decisions = []
+    with launch_gate(snapshot, context, decisions.append, GateConfig()) as server:
+        yield server, snapshot, context, decisions
+
+
+def test_snapshot_endpoint_through_gradio_client(open_gate):
+    from gradio_client import Client
+
+    server, snapshot, _, _ = open_gate
+    got = Client(server.url, verbose=False).predict(api_name="/snapshot")
+    assert got["sample_id"] == snapshot["sample_id"].tolist()
+    assert got["x"] == snapshot["x"].tolist() and got["class_names"][3] == "3"
+    assert got["gate_epoch"] == 4 and got["decided"] is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "decision", "message"),
+    [
+        ([{"sample_id": 3000, "x": float("nan"), "y": 0.0}], "approve", "must be finite"),
+        ([{"sample_id": 3000, "x": "nan", "y": 0.0}], "approve", "must be finite"),
+        ([{"sample_id": 3000, "x": None, "y": 0.0}], "approve", "must be a number"),
+        ([{"sample_id": 7, "x": 0.0, "y": 0.0}], "approve", "unknown sample id 7"),
+        ([{"sample_id": 3003, "x": 0.0, "y": 0.0, "label": 5}], "approve", "snapshot says 1"),
+        ([{"sample_id": 3000, "x": 1.0, "y": 0.0}] * 2, "approve", "more than once"),
+        ([{"sample_id": 3000, "x": 1.0, "y": 0.0, "moved": "yes"}], "approve", "true or false"),
+        ([], "maybe", "not one of approve, skip, stop"),
+    ],
+)
+def test_invalid_submission_is_refused_and_writes_nothing(open_gate, rows, decision, message):
+    server, _, context, decisions = open_gate
+    out = call(server.url, "submit", rows, decision)
+    assert message in (out.get("error") or ""), out
+    assert not Path(context.edits_path).exists()
+    assert decisions == []
+
+
+def test_valid_submission_is_recorded_once(tmp_path):
+    snapshot = synthetic_snapshot(300)
+    context = synthetic_context(tmp_path / "edits.parquet")
+    decisions = []
+    rows = [
+        {"sample_id": 3000, "x": 1.5, "y": -2.0, "moved": True, "label": 0},
+        {"sample_id": 3003, "x": 0.25, "y": 0.5},
+    ]
+    with launch_gate(snapshot, context, decisions.append, GateConfig()) as server:
+        first = call(server.url, "submit", rows, "approve")["result"]
+        written = Path(context.edits_path).read_bytes()
+        again = call(server.url, "submit", rows, "approve")
+        skip = call(server.url, "submit", [], "skip")
+        status = call(server.url, "snapshot")["result"]["decided"]
+    assert "already decided: approve" in again["error"] and "already decided" in skip["error"]
+    assert Path(context.edits_path).read_bytes() == written  # the first file stands
+    assert [d.decision for d in decisions] == ["approve"] and status == "approve"
+    assert first["edits_sha256"] == decisions[0].edits_sha256
+    edits, meta = read_edits(context.edits_path, snapshot)
+    assert meta.decision == "approve" and meta.config_hash == context.config_hash
+    assert edits.loc[0, ["x_after", "y_after"]].tolist() == [1.5, -2.0] and edits.loc[0, "moved"]
+    assert edits.loc[1, ["x_after", "y_after"]].tolist() == [0.25, 0.5]
+    assert not edits.loc[1, "moved"]
+    rest = edits.iloc[2:]
+    assert (rest["x_after"] == rest["x_before"]).all() and not rest["moved"].any()
+
+
+def test_skip_writes_the_unedited_table(tmp_path):
+    snapshot = synthetic_snapshot(50)
+    context = synthetic_context(tmp_path / "edits.parquet")
+    with launch_gate(snapshot, context, lambda d: None, GateConfig()) as server:
+        rows = [{"sample_id": 3000, "x": 9.0, "y": 9.0, "moved": True}]
+        assert call(server.url, "submit", rows, "skip")["result"]["decision"] == "skip"
+    edits, meta = read_edits(context.edits_path, snapshot)
+    assert meta.decision == "skip"
+    assert (edits["x_after"] == edits["x_before"]).all() and not edits["moved"].any()
+
+
+def test_concurrent_decisions_record_exactly_one(tmp_path):
+    snapshot = synthetic_snapshot(100)
+    calls = []
+    recorder = GateRecorder(snapshot, synthetic_context(tmp_path / "e.parquet"), calls.append)
+    outcomes = []
+
+    def decide(decision):
+        try:
+            outcomes.append(recorder.record(decision, None, None, None).decision)
+        except GateClosedError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=decide, args=("skip",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 7 + ["skip"] and len(calls) == 1
+
+
+def test_all_interfaces_without_auth_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("HILL_GATE_AUTH", raising=False)
+    context = synthetic_context(tmp_path / "e.parquet")
+    with pytest.raises(GateServerError, match="reachable from other machines") as err:
+        launch_gate(synthetic_snapshot(20), context, print, GateConfig(host="0.0.0.0"))
+    assert "\n" not in str(err.value)
+
+
+def test_auth_from_env_protects_the_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("HILL_GATE_AUTH", "ana:s3cret")
+    context = synthetic_context(tmp_path / "e.parquet")
+    with (
+        launch_gate(synthetic_snapshot(20), context, print, GateConfig()) as server,
+        pytest.raises(urllib.error.HTTPError) as err,
+    ):
+        urllib.request.urlopen(f"{server.url}config", timeout=10)
+    assert err.value.code == 401
+
+
+def test_bad_auth_file_is_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("HILL_GATE_AUTH", raising=False)
+    (tmp_path / "auth").write_text("no-colon-here\n")
+    gate = GateConfig(auth_file=str(tmp_path / "auth"))
+    with pytest.raises(GateServerError, match="expected user:password"):
+        launch_gate(synthetic_snapshot(20), synthetic_context(tmp_path / "e"), print, gate)
+
+
+def test_readout_matches_the_page_rule_and_is_fast():
+    snapshot = synthetic_snapshot(10_000)
+    readout = Readout(snapshot, 10, synthetic_context(Path("unused")).weights)
+    offsets = np.zeros((10, 2))
+    offsets[3] = (0.5, -1.0)
+    ops = {"offsets": offsets.tolist(), "scales": [1.0] * 10, "moved": [[3003, 9.0, 9.0]]}
+    q, moved = readout.positions(ops)
+    xy = snapshot[["x", "y"]].to_numpy()
+    cls3 = snapshot["label"].to_numpy() == 3
+    assert (q[cls3] - xy[cls3] == (0.5, -1.0)).all()
+    assert (q[~cls3 & ~moved] == xy[~cls3 & ~moved]).all() and q[1].tolist() == [9.0, 9.0]
+    assert readout({})["l_human"] == pytest.approx(0.0, abs=1e-6)  # no edit asks nothing
+    assert readout(ops)["l_center"] > 0 and readout(ops)["l_point"] > 0
+
+
+def test_serve_snapshot_file_times_out_into_the_configured_decision(tmp_path, capsys):
+    snapshot = synthetic_snapshot(40)
+    path = write_snapshot(tmp_path / "snap.parquet", snapshot, gate_epoch=6, run_id="r42")
+    cfg = Config().replace(**{"gate.timeout_s": 1, "gate.on_timeout": "stop"})
+    serve_snapshot_file(path, cfg, tmp_path / "out")
+    edits, meta = read_edits(tmp_path / "out" / "gate-epoch006.parquet", snapshot)
+    assert meta.decision == "stop" and (edits["run_id"] == "r42").all()
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:" in out and "Decision: stop" in out
