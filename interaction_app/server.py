@@ -17,6 +17,7 @@ import pandas as pd
 
 from hill_core.config import Config, GateConfig
 from hill_core.edits import read_snapshot
+from hill_core.loop import gate_file
 from hill_core.losses import LossWeights
 from interaction_app.app import build_gate_app
 from interaction_app.context import GateContext, GateDecision
@@ -168,7 +169,7 @@ def snapshot_context(
         run_name=f"snapshot {path.name}",
         run_id=meta.get("run_id") or path.stem,
         gate_epoch=gate_epoch,
-        edits_path=out_dir / f"gate-epoch{gate_epoch:03d}.parquet",
+        edits_path=gate_file(out_dir, gate_epoch),
         config_hash=cfg.hash(),
         class_names=class_names_of(snapshot),
         val_accuracy=[],
