@@ -188,7 +188,7 @@ def test_serve_snapshot_file_times_out_into_the_configured_decision(tmp_path, ca
     path = write_snapshot(tmp_path / "snap.parquet", snapshot, gate_epoch=6, run_id="r42")
     cfg = Config().replace(**{"gate.timeout_s": 1, "gate.on_timeout": "stop"})
     serve_snapshot_file(path, cfg, tmp_path / "out")
-    edits, meta = read_edits(tmp_path / "out" / "gate-epoch006.parquet", snapshot)
+    edits, meta = read_edits(tmp_path / "out" / "gate_0006.parquet", snapshot)
     assert meta.decision == "stop" and (edits["run_id"] == "r42").all()
     out = capsys.readouterr().out
     assert "http://127.0.0.1:" in out and "Decision: stop" in out
