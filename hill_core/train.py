@@ -128,8 +128,9 @@ def _train_epoch(state: TrainState, epoch: int, teacher: Teacher | None) -> dict
     weights = LossWeights.from_config(cfg.hill)
     teacher = teacher.to(device) if teacher is not None else None
     lr = state.optimizer.param_groups[0]["lr"]
-    totals: dict[str, float] = {}
-    seen = correct = 0
+    # Running sums stay tensors on the device: one host sync per epoch, not one per term and batch.
+    totals: dict[str, torch.Tensor] = {}
+    seen, correct = 0, torch.zeros((), device=device)
     model.train()
     for x, y, ids in epoch_loader(state.data, cfg.train.batch_size, cfg.base.seed, epoch):
         x, y, ids = x.to(device), y.to(device), ids.to(device)
@@ -143,11 +144,11 @@ def _train_epoch(state: TrainState, epoch: int, teacher: Teacher | None) -> dict
         state.optimizer.step()
         n = len(y)
         for name, value in terms.items():
-            totals[name] = totals.get(name, 0.0) + float(value) * n
+            totals[name] = totals.get(name, 0.0) + value * n
         seen += n
-        correct += int((logits.argmax(1) == y).sum())
-    metrics = {name: total / seen for name, total in totals.items()}
-    metrics.update(epoch=float(epoch), lr=lr, train_acc=correct / seen)
+        correct += (logits.argmax(1) == y).sum()
+    metrics = {name: float(total) / seen for name, total in totals.items()}
+    metrics.update(epoch=float(epoch), lr=lr, train_acc=float(correct) / seen)
     metrics["teacher_active"] = float(teacher is not None)
     return metrics
 
