@@ -81,8 +81,8 @@ def test_merge_does_not_make_sep_fight_center():
     p, y, ids = batch_of(edits)
     p.requires_grad_(True)
     parts = human_components(p, y, ids, teacher)
-    assert float(parts["l_center"]) == pytest.approx(0.0, abs=1e-6)
-    assert float(parts["l_sep"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(parts["l_center"].detach()) == pytest.approx(0.0, abs=1e-6)
+    assert float(parts["l_sep"].detach()) == pytest.approx(0.0, abs=1e-6)
     (grad,) = torch.autograd.grad(parts["l_sep"], p, allow_unused=True)
     assert grad is None or float(grad.abs().max()) == 0.0
 
