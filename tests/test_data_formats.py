@@ -271,7 +271,7 @@ def test_imagefolder_names_sizes_and_ids(imagefolder_cfg):
 def test_imagefolder_small_class_is_an_error(tmp_path):
     write_imagefolder(tmp_path, classes=("a",), per_class=8)
     write_imagefolder(tmp_path, classes=("b",), per_class=2)
-    with pytest.raises(DataError, match="b has 2 images"):
+    with pytest.raises(DataError, match="'b' has 2 images"):
         load_data(DataConfig(name="imagefolder", root=str(tmp_path)), seed=0)
 
 

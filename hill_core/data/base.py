@@ -84,25 +84,57 @@ class DataBundle:
 
 
 def stratified_split(
-    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int, where: str = "data"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deterministic stratified train/val/test row positions (sorted) for a seed."""
+    """Deterministic stratified train/val/test row positions (sorted) for a seed.
+
+    Raises:
+        DataError: too few items for the fractions asked, naming ``where``.
+    """
     rows = np.arange(len(labels))
-    if test_fraction > 0:
-        rest, test = train_test_split(
-            rows, test_size=test_fraction, stratify=labels, random_state=seed
+    try:
+        if test_fraction > 0:
+            rest, test = train_test_split(
+                rows, test_size=test_fraction, stratify=labels, random_state=seed
+            )
+        else:
+            rest, test = rows, rows[:0]
+        val_share = val_fraction / (1.0 - test_fraction)
+        train, val = train_test_split(
+            rest, test_size=val_share, stratify=labels[rest], random_state=seed
         )
-    else:
-        rest, test = rows, rows[:0]
-    val_share = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(
-        rest, test_size=val_share, stratify=labels[rest], random_state=seed
-    )
+    except ValueError as err:  # sklearn: a split would lack a class
+        raise DataError(f"{where}: cannot split: {err}") from None
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
-    """Every class needs at least 3 items for a stratified three-way split."""
-    counts = np.bincount(labels, minlength=num_classes)
-    if counts.min() < 3:
-        raise DataError(f"{where}: class {int(counts.argmin())} has {counts.min()} items, need 3")
+MIN_PER_CLASS = 3  # a stratified three-way split needs one item of each class per split
+
+
+def check_class_sizes(labels: np.ndarray, class_names: list[str], where: str, unit: str) -> None:
+    """Every class needs :data:`MIN_PER_CLASS` items; the error names the smallest class."""
+    counts = np.bincount(labels, minlength=len(class_names))
+    if counts.min() < MIN_PER_CLASS:
+        small = class_names[int(counts.argmin())]
+        raise DataError(f"{where}: class {small!r} has {counts.min()} {unit}, need {MIN_PER_CLASS}")
+
+
+def in_memory_bundle(
+    name: str,
+    full: IndexedDataset,
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray],
+    class_names: list[str],
+    input_shape: tuple[int, ...],
+    train_transform=None,
+) -> DataBundle:
+    """A bundle whose splits are row positions of one dataset; augmentation only on ``train``."""
+    train, val, test = splits
+    return DataBundle(
+        name=name,
+        train=full.subset(train, train_transform),
+        train_eval=full.subset(train),
+        val=full.subset(val),
+        test=full.subset(test),
+        class_names=class_names,
+        input_shape=input_shape,
+    )

@@ -18,7 +18,7 @@ from hill_core.config import DataConfig
 from hill_core.data.base import (
     DataBundle,
     DataError,
-    check_labels,
+    check_class_sizes,
     stratified_split,
     tensor_dataset,
 )
@@ -48,8 +48,9 @@ def load_cifar10(cfg: DataConfig, seed: int) -> DataBundle:
     names = _read_class_names(folder)
     x_train, y_train = _read_batches(folder, TRAIN_FILES, len(names))  # (N, 3, 32, 32) uint8
     x_test, y_test = _read_batches(folder, (TEST_FILE,), len(names))
-    check_labels(y_train, len(names), f"cifar10 training batches in {folder}")
-    train, val, _ = stratified_split(y_train, cfg.val_fraction, 0.0, seed)
+    where = f"cifar10 training batches in {folder}"
+    check_class_sizes(y_train, names, where, "images")
+    train, val, _ = stratified_split(y_train, cfg.val_fraction, 0.0, seed, where)
     full = tensor_dataset(x_train, y_train, np.arange(len(y_train)))
     test_ids = TEST_ID_OFFSET + np.arange(len(y_test))
     eval_tf, train_tf = _transforms()

@@ -6,7 +6,13 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from hill_core.data.base import DataBundle, check_labels, stratified_split, tensor_dataset
+from hill_core.data.base import (
+    DataBundle,
+    check_class_sizes,
+    in_memory_bundle,
+    stratified_split,
+    tensor_dataset,
+)
 
 
 def load_digits_bundle(seed: int, val_fraction: float, test_fraction: float) -> DataBundle:
@@ -15,15 +21,7 @@ def load_digits_bundle(seed: int, val_fraction: float, test_fraction: float) -> 
     x = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (N, 1, 8, 8)
     labels = digits.target.astype(np.int64)
     ids = np.arange(len(labels), dtype=np.int64)
-    check_labels(labels, 10, "digits")
-    train, val, test = stratified_split(labels, val_fraction, test_fraction, seed)
-    full = tensor_dataset(x, labels, ids)
-    return DataBundle(
-        name="digits",
-        train=full.subset(train),
-        train_eval=full.subset(train),
-        val=full.subset(val),
-        test=full.subset(test),
-        class_names=[str(d) for d in range(10)],
-        input_shape=(1, 8, 8),
-    )
+    names = [str(d) for d in range(10)]
+    check_class_sizes(labels, names, "digits", "items")
+    splits = stratified_split(labels, val_fraction, test_fraction, seed, "digits")
+    return in_memory_bundle("digits", tensor_dataset(x, labels, ids), splits, names, (1, 8, 8))

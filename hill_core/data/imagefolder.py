@@ -10,9 +10,14 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from hill_core.config import DataConfig
-from hill_core.data.base import DataBundle, DataError, IndexedDataset, stratified_split
-
-MIN_PER_CLASS = 3  # one image each for train, val and test
+from hill_core.data.base import (
+    DataBundle,
+    DataError,
+    IndexedDataset,
+    check_class_sizes,
+    in_memory_bundle,
+    stratified_split,
+)
 
 
 def load_imagefolder(cfg: DataConfig, seed: int) -> DataBundle:
@@ -35,33 +40,21 @@ def load_imagefolder(cfg: DataConfig, seed: int) -> DataBundle:
     except (FileNotFoundError, OSError) as e:
         raise DataError(f"imagefolder: {root}: {e}") from e
     labels = np.asarray(folder.targets, np.int64)
-    _check_class_sizes(labels, folder.classes, root)
-    try:
-        train, val, test = stratified_split(labels, cfg.val_fraction, cfg.test_fraction, seed)
-    except ValueError as e:  # too few images for the fractions asked
-        raise DataError(f"imagefolder: cannot split {root}: {e}") from e
+    check_class_sizes(labels, list(folder.classes), f"imagefolder {root}", "images")
+    splits = stratified_split(
+        labels, cfg.val_fraction, cfg.test_fraction, seed, f"imagefolder {root}"
+    )
     full = IndexedDataset(_decoder(folder, cfg.image_size), labels, np.arange(len(labels)))
     size = cfg.image_size
     augment = v2.Compose([v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip()])
-    return DataBundle(
-        name="imagefolder",
-        train=full.subset(train, augment if cfg.augment else None),
-        train_eval=full.subset(train),
-        val=full.subset(val),
-        test=full.subset(test),
-        class_names=list(folder.classes),
-        input_shape=(3, size, size),
+    return in_memory_bundle(
+        "imagefolder",
+        full,
+        splits,
+        list(folder.classes),
+        (3, size, size),
+        augment if cfg.augment else None,
     )
-
-
-def _check_class_sizes(labels: np.ndarray, classes: list[str], root: Path) -> None:
-    counts = np.bincount(labels, minlength=len(classes))
-    if counts.min() < MIN_PER_CLASS:
-        small = classes[int(counts.argmin())]
-        raise DataError(
-            f"imagefolder: class folder {root / small} has {counts.min()} images, "
-            f"need at least {MIN_PER_CLASS}"
-        )
 
 
 def _decoder(folder: ImageFolder, size: int):

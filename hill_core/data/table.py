@@ -9,10 +9,16 @@ import pandas as pd
 import torch
 
 from hill_core.config import DataConfig
-from hill_core.data.base import DataBundle, DataError, stratified_split, tensor_dataset
+from hill_core.data.base import (
+    DataBundle,
+    DataError,
+    check_class_sizes,
+    in_memory_bundle,
+    stratified_split,
+    tensor_dataset,
+)
 
 ID_COLUMNS = ("sample_id", "id")  # the first one present gives the sample ids
-MIN_PER_CLASS = 3  # one row each for train, val and test
 
 
 def load_table(cfg: DataConfig, seed: int) -> DataBundle:
@@ -40,22 +46,11 @@ def load_table(cfg: DataConfig, seed: int) -> DataBundle:
     ids = _ids(frame, path)
     feature_columns = [c for c in frame.columns if c != cfg.label_column and c not in ID_COLUMNS]
     features = _features(frame, feature_columns, path)  # (N, F) float64
-    _check_class_sizes(labels, class_names, path)
-    try:
-        train, val, test = stratified_split(labels, cfg.val_fraction, cfg.test_fraction, seed)
-    except ValueError as e:  # too few rows for the fractions asked
-        raise DataError(f"table: cannot split {path}: {e}") from e
-    x = torch.from_numpy(_standardise(features, train))
+    check_class_sizes(labels, class_names, f"table {path}", "rows")
+    splits = stratified_split(labels, cfg.val_fraction, cfg.test_fraction, seed, f"table {path}")
+    x = torch.from_numpy(_standardise(features, splits[0]))
     full = tensor_dataset(x, labels, ids)
-    return DataBundle(
-        name="table",
-        train=full.subset(train),
-        train_eval=full.subset(train),
-        val=full.subset(val),
-        test=full.subset(test),
-        class_names=class_names,
-        input_shape=(x.shape[1],),
-    )
+    return in_memory_bundle("table", full, splits, class_names, (x.shape[1],))
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -112,15 +107,6 @@ def _features(frame: pd.DataFrame, columns: list, path: Path) -> np.ndarray:
         c = columns[int(np.flatnonzero(bad)[0])]
         raise DataError(f"table: feature column {c!r} of {path} has NaN or infinite values")
     return values
-
-
-def _check_class_sizes(labels: np.ndarray, class_names: list[str], path: Path) -> None:
-    counts = np.bincount(labels, minlength=len(class_names))
-    if counts.min() < MIN_PER_CLASS:
-        small = class_names[int(counts.argmin())]
-        raise DataError(
-            f"table: class {small!r} of {path} has {counts.min()} rows, need {MIN_PER_CLASS}"
-        )
 
 
 def _standardise(features: np.ndarray, train: np.ndarray) -> np.ndarray:
