@@ -1,0 +1,222 @@
+"""`hill`: run, replay, compare, gate, serve and demo from the terminal.
+
+Every command reads params.yaml (or ``--params``) with ``-S section.key=value`` overrides on
+top, exactly as the flow, the gate page and dvc.yaml do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hill_core.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    help="hill: guided training with approval gates, tracked in MLflow, edits versioned by DVC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow as paragraphs
+)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Params file (YAML).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-S", help="Override a key: -S train.epochs=5 (repeatable)."),
+]
+AutopilotOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Answer gates with a simulated user: compactness, separation, merge, "
+        "fix-outliers or adversarial (unattended runs).",
+    ),
+]
+MetricsOpt = Annotated[
+    Path | None, typer.Option(help="Write the final test scores as JSON (for dvc metrics).")
+]
+NameOpt = Annotated[str | None, typer.Option(help="Run name (default: <data>-<mode>-<time>).")]
+
+
+@app.callback()
+def _quiet_services() -> None:
+    """Nothing phones home: this runs before any command imports prefect, mlflow or dvc."""
+    for key, value in {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "MPLBACKEND": "Agg",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def _config(params: Path, sets: list[str] | None) -> Config:
+    try:
+        return load_config(params, sets or [])
+    except ConfigError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+def _check_strategy(autopilot: str | None) -> None:
+    from hill_core.users import STRATEGIES
+
+    if autopilot is not None and autopilot not in STRATEGIES:
+        known = ", ".join(STRATEGIES)
+        raise typer.BadParameter(f"unknown strategy {autopilot!r} (known: {known})")
+
+
+@app.command()
+def run(
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Only a baseline run: α = 0, no gates.")
+    ] = False,
+    autopilot: AutopilotOpt = None,
+    paired: Annotated[
+        bool, typer.Option(help="After a guided run, run its baseline (same seed) for compare.")
+    ] = True,
+    name: NameOpt = None,
+    metrics: MetricsOpt = None,
+    progress: Annotated[bool, typer.Option(help="Progress bars per epoch.")] = True,
+) -> None:
+    """Run the guided-training flow: train, pause at each gate for a person (or --autopilot).
+
+    At each gate the terminal prints a link to the gate page; the run waits (shown as Paused in
+    Prefect) until you approve, skip or stop there, or resume it from the Prefect UI. By default
+    the paired baseline runs afterwards, forked from the guided run at its first gate.
+    """
+    from hill_core.loop import baseline_config
+    from pipelines.flow import RunSpec, guided_training
+
+    _check_strategy(autopilot)
+    cfg = _config(params, sets)
+    if baseline:
+        spec = RunSpec(name=name, mode="baseline", progress=progress)
+        summary = guided_training(baseline_config(cfg).to_dict(), spec)
+    else:
+        spec = RunSpec(name=name, autopilot=autopilot, paired_baseline=paired, progress=progress)
+        summary = guided_training(cfg.to_dict(), spec)
+    _report(summary, metrics)
+
+
+@app.command()
+def replay(
+    run_or_edits_dir: Annotated[
+        str,
+        typer.Argument(
+            help="A run's edits folder, a run name under tracking.edits_dir, or the edits root "
+            "(then its last run in name order, i.e. the newest).",
+        ),
+    ],
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+    name: NameOpt = None,
+    metrics: MetricsOpt = None,
+    progress: Annotated[bool, typer.Option(help="Progress bars per epoch.")] = True,
+) -> None:
+    """Re-train a guided run from its recorded edits, with no person (same seed, same result).
+
+    The config comes from params.yaml and -S; it must train like the recorded run's
+    (``<edits>/config.yaml``), else the command names the keys that differ.
+    """
+    from pipelines.flow import RunSpec, guided_training
+    from pipelines.replay import check_replay_config, resolve_edits_dir
+
+    cfg = _config(params, sets)
+    try:
+        folder = resolve_edits_dir(run_or_edits_dir, cfg)
+        check_replay_config(cfg, folder)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    spec = RunSpec(name=name, mode="replay", replay_from=str(folder), progress=progress)
+    _report(guided_training(cfg.to_dict(), spec), metrics)
+
+
+@app.command()
+def compare(
+    out: Annotated[Path, typer.Option(help="Where to write the plot.")] = Path("runs/compare.png"),
+    prefix: Annotated[str, typer.Option(help="MLflow experiment prefix.")] = "hill",
+) -> None:
+    """Table of guided runs against their baselines (test accuracy, macro-F1, deltas), from MLflow.
+
+    Also writes a plot, and says which MLflow UI command shows the same runs.
+    """
+    from pipelines.compare import UI_COMMAND
+    from pipelines.compare import compare as compare_runs
+
+    text, plot = compare_runs(out, prefix)
+    typer.echo(text)
+    if plot is not None:
+        typer.echo(f"\nPlot: {plot}")
+    typer.echo(f"Browse the runs: {UI_COMMAND}  (then open http://127.0.0.1:5000)")
+
+
+@app.command()
+def gate(
+    snapshot: Annotated[Path, typer.Option(help="Snapshot Parquet: runs/<run>/snapshot_*.parquet")],
+    out: Annotated[Path, typer.Option(help="Folder for the decision's edits Parquet.")] = Path(
+        "data/edits/manual"
+    ),
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+) -> None:
+    """Serve the gate page for a saved snapshot, outside any run; writes the edits on decision."""
+    from hill_core.edits import EditsError
+    from interaction_app.server import serve_snapshot_file
+
+    try:
+        serve_snapshot_file(snapshot, _config(params, sets), out)
+    except EditsError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+@app.command()
+def serve(
+    cron: Annotated[str, typer.Option(help='Schedule, e.g. "0 9 * * 1-5" (weekdays at 9).')],
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+    autopilot: AutopilotOpt = None,
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "hill-guided",
+) -> None:
+    """Serve the flow as a Prefect deployment on a cron schedule (runs until Ctrl-C).
+
+    Each scheduled run trains by itself, waits at its gates (links in the logs and the Prefect
+    UI) and then runs its paired baseline. Uses the Prefect server at PREFECT_API_URL, or starts
+    a local one (with its UI on http://127.0.0.1:4200) while serving.
+    """
+    from pipelines.serve import serve as serve_flow
+
+    _check_strategy(autopilot)
+    serve_flow(_config(params, sets), cron, name, autopilot)
+
+
+@app.command()
+def demo(
+    autopilot: AutopilotOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+) -> None:
+    """The main job on digits: a guided run that waits for you at the printed links, its
+    baseline, then `hill compare`."""
+    run(params=params, sets=["data.name=digits", *(sets or [])], autopilot=autopilot)
+    typer.echo("")
+    compare()
+
+
+def _report(summary: dict[str, Any], metrics: Path | None) -> None:
+    """One line per run; the scores as JSON when asked (dvc metrics)."""
+    for s in [summary, summary.get("baseline")]:
+        if s:
+            typer.echo(
+                f"{s['run_name']}: test accuracy {100 * s['test_accuracy']:.2f}%, macro-F1 "
+                f"{100 * s['test_macro_f1']:.2f}% after {s['epochs_trained']} epochs "
+                f"(MLflow run {s['mlflow_run_id']})"
+            )
+    if metrics is not None:
+        keys = ("test_accuracy", "test_macro_f1", "epochs_trained")
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text(json.dumps({k: summary[k] for k in keys}, indent=2) + "\n")

@@ -1,0 +1,57 @@
+"""Finding a recorded run's edits and checking that a replay trains what the run trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hill_core.config import Config, load_config
+from hill_core.edits import read_edits
+
+# Keys that do not change what is trained: where files go and how a person is asked.
+UNTRAINED = ("base.run_dir", "gate.", "tracking.")
+
+
+def resolve_edits_dir(target: str, cfg: Config) -> Path:
+    """A run's edits folder from a folder, a run name, or the edits root (its newest run).
+
+    Raises:
+        ValueError: nothing with gate edits there.
+    """
+    path = Path(target)
+    if not path.is_dir():
+        path = Path(cfg.tracking.edits_dir) / target
+    if _gate_files(path):
+        return path
+    runs = sorted(p for p in path.iterdir() if _gate_files(p)) if path.is_dir() else []
+    if not runs:
+        raise ValueError(f"{target}: no gate edits (gate_*.parquet) there or in its sub-folders")
+    return runs[-1]  # run names start with their start time, so the last is the newest
+
+
+def _gate_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("gate_*.parquet")) if folder.is_dir() else []
+
+
+def check_replay_config(cfg: Config, folder: Path) -> None:
+    """Fail when ``cfg`` would train differently from the run recorded in ``folder``.
+
+    Compares with the run's resolved ``config.yaml`` key by key when it is there, else with the
+    config hash stamped in the edits files.
+    """
+    recorded = folder / "config.yaml"
+    if recorded.is_file():
+        ours, theirs = _trained(cfg), _trained(load_config(recorded))
+        diff = sorted(k for k in ours if ours[k] != theirs.get(k))
+        if diff:
+            shown = ", ".join(f"{k}={ours[k]!r} (recorded {theirs.get(k)!r})" for k in diff)
+            raise ValueError(f"{folder}: this config trains differently from the run: {shown}")
+        return
+    _, meta = read_edits(_gate_files(folder)[0])
+    if meta.config_hash != cfg.hash():
+        raise ValueError(
+            f"{folder}: config hash {cfg.hash()} differs from the recorded {meta.config_hash}"
+        )
+
+
+def _trained(cfg: Config) -> dict:
+    return {k: v for k, v in cfg.flat().items() if not k.startswith(UNTRAINED)}

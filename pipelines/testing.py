@@ -1,0 +1,150 @@
+"""Helpers for tests and demos of the flow: a throw-away project and a scripted person at gates.
+
+``make_project`` builds a git + DVC repository with its own params.yaml and dvc.yaml;
+``GateAnswerer`` watches the Prefect API for paused runs and answers their gates through the
+gate page's HTTP API (as a script would) or through Prefect's own resume API.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import yaml
+
+from hill_core.config import Config, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = [  # about 10 s of CPU per run: 4 epochs of digits, gates after epochs 2 and 3
+    "base.device=cpu",
+    "train.epochs=4",
+    "hill.gate_epochs=[2, 3]",
+    "hill.snapshot_size=100",
+    "gate.poll_interval_s=1",
+]
+
+
+def make_project(root: Path, overrides: list[str] = ()) -> Config:
+    """A git + DVC repo at ``root`` with the resolved tiny config as params.yaml and dvc.yaml.
+
+    The code the dvc.yaml stages depend on is linked in, so ``dvc repro`` sees it.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
+    cfg = load_config(REPO_ROOT / "params.yaml", [*TINY, *overrides])
+    (root / "params.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    for name in ("dvc.yaml", ".dvcignore"):
+        (root / name).write_text((REPO_ROOT / name).read_text())
+    for package in ("hill_core", "pipelines"):
+        (root / package).symlink_to(REPO_ROOT / package)
+    return cfg
+
+
+@dataclass
+class SeenGate:
+    """A gate the answerer found waiting: the run, its state name then, epoch and page link."""
+
+    flow_run_id: UUID
+    state_name: str
+    epoch: int
+    url: str
+    reply: dict = field(default_factory=dict)
+
+
+class GateAnswerer:
+    """Answer every gate that waits, in a background thread, with ``answer(gate) -> reply``.
+
+    Use as a context manager around a flow call; ``seen`` lists the gates answered.
+    """
+
+    def __init__(self, answer: Callable[[SeenGate], dict], poll_s: float = 0.3):
+        self.answer = answer
+        self.poll_s = poll_s
+        self.seen: list[SeenGate] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> GateAnswerer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _watch(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            while not self._stop.is_set():
+                try:
+                    for gate in waiting_gates(
+                        client, {(g.flow_run_id, g.epoch) for g in self.seen}
+                    ):
+                        gate.reply = self.answer(gate)
+                        self.seen.append(gate)
+                except Exception as err:  # noqa: BLE001 - reported to the test, not swallowed
+                    self.errors.append(err)
+                    return
+                time.sleep(self.poll_s)
+
+
+def waiting_gates(client, answered: set) -> list[SeenGate]:
+    """Paused flow runs, each with its newest gate artifact (epoch and link) not yet answered."""
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.objects import StateType
+
+    paused = filters.FlowRunFilterStateType(any_=[StateType.PAUSED])
+    runs = client.read_flow_runs(
+        flow_run_filter=filters.FlowRunFilter(state=filters.FlowRunFilterState(type=paused))
+    )
+    gates = []
+    for run in runs:
+        mine = filters.ArtifactFilterFlowRunId(any_=[run.id])
+        artifacts = client.read_artifacts(artifact_filter=filters.ArtifactFilter(flow_run_id=mine))
+        found = [(int(a.key.split("-")[1]), a.data) for a in artifacts if a.key.startswith("gate-")]
+        if not found:
+            continue
+        epoch, markdown = max(found)
+        if (run.id, epoch) not in answered:
+            url = re.search(r"\]\((http[^)]+)\)", markdown).group(1)
+            gates.append(SeenGate(run.id, run.state.name, epoch, url))
+    return gates
+
+
+def via_page(decision: str = "approve", shrink: float = 0.5, moved: int = 5):
+    """An answer through the gate page's API: shrink the layout, move ``moved`` points alone."""
+
+    def answer(gate: SeenGate) -> dict:
+        from gradio_client import Client
+
+        page = Client(gate.url, verbose=False)
+        snap = page.predict(api_name="/snapshot")
+        rows = [
+            {"sample_id": s, "x": shrink * x, "y": shrink * y, "moved": i < moved}
+            for i, (s, x, y) in enumerate(zip(snap["sample_id"], snap["x"], snap["y"], strict=True))
+        ]
+        return page.predict(rows, decision, api_name="/submit")
+
+    return answer
+
+
+def via_prefect(decision: str = "approve"):
+    """An answer through Prefect's resume API alone, as from the Prefect UI: no page, no edits."""
+
+    def answer(gate: SeenGate) -> dict:
+        from prefect.flow_runs import resume_flow_run
+
+        resume_flow_run(gate.flow_run_id, run_input={"decision": decision})
+        return {"decision": decision}
+
+    return answer

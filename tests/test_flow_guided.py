@@ -1,0 +1,218 @@
+"""The guided-training flow end to end: real Prefect (test harness), MLflow sqlite and DVC.
+
+One tiny project (4 epochs of digits, gates after epochs 2 and 3) in a tmp git + DVC repo; the
+guided run's gates are answered through the gate page's HTTP API by a background "person".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hill_core.edits import read_edits
+from pipelines.testing import GateAnswerer, make_project, via_page, via_prefect
+
+pytestmark = pytest.mark.slow
+
+EPOCH_METRICS = [
+    "train_acc", "val_acc", "val_f1", "ce", "l_center", "l_spread", "l_sep", "l_point",
+    "l_human", "scale", "scale_term", "loss", "lr", "teacher_active",
+]  # fmt: skip
+QUIET = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "MPLBACKEND": "Agg",
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A tmp project as the working directory, with a Prefect test server for this module."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    root = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in {**QUIET, "PREFECT_HOME": str(root / ".prefect")}.items():
+            env.setenv(key, value)
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.chdir(root)
+        cfg = make_project(root)
+        with prefect_test_harness():
+            yield root, cfg
+
+
+@pytest.fixture(scope="module")
+def guided(project):
+    """A guided run with its paired baseline; a person answers both gates at the page."""
+    from pipelines.flow import RunSpec, guided_training
+
+    _, cfg = project
+    with GateAnswerer(via_page("approve")) as person:
+        state = guided_training(
+            cfg.to_dict(), RunSpec(name="page-run", paired_baseline=True), return_state=True
+        )
+    assert not person.errors, person.errors
+    return state, person
+
+
+def mlflow_client():
+    from pipelines.tracking import client
+
+    return client()
+
+
+def flow_run_logs(flow_run_id) -> list[str]:
+    """The run's log messages as the Prefect API has them (logs are shipped in the background)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()  # blocks until the background log worker has sent what it holds
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in logs]
+
+
+def test_guided_run_answered_at_the_page_completes(guided):
+    state, person = guided
+    assert state.is_completed()
+    assert [g.epoch for g in person.seen] == [2, 3]
+    assert {g.state_name for g in person.seen} == {"Paused"}  # Prefect shows the wait
+    assert {g.reply["decision"] for g in person.seen} == {"approve"}
+    summary = state.result()
+    assert summary["epochs_trained"] == 4
+    assert 0.5 < summary["test_accuracy"] <= 1.0
+
+
+def test_mlflow_run_has_every_metric_at_every_epoch(guided, project):
+    state, _ = guided
+    summary, (_, cfg) = state.result(), project
+    client = mlflow_client()
+    run = client.get_run(summary["mlflow_run_id"])
+    for key in EPOCH_METRICS:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert steps == [1, 2, 3, 4], key
+    for key in ("gate_points_moved", "gate_mean_displacement", "gate_val_acc"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [2, 3]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "gate_val_delta")] == [3]
+    assert run.data.metrics["test_acc"] == summary["test_accuracy"]
+    tags = run.data.tags
+    assert tags["hill.mode"] == "guided" and tags["hill.user"] == "human"
+    assert tags["hill.seed"] == "0" and tags["hill.dataset"] == "digits"
+    assert tags["hill.prefect_flow_run_id"] == str(state.state_details.flow_run_id)
+    assert tags["hill.paired_run_id"] == summary["baseline"]["mlflow_run_id"]
+    assert tags["gate.0002.source"] == "page" and "hill.git_commit" in tags
+    assert run.data.params == {k: str(v) for k, v in cfg.flat().items()}
+
+
+def test_mlflow_run_carries_the_artifacts(guided):
+    from hill_core.models import HillModel
+    from pipelines.tracking import load_model
+
+    run_id = guided[0].result()["mlflow_run_id"]
+    client = mlflow_client()
+    listed = {
+        a.path
+        for folder in ("config", "edits", "gates")
+        for a in client.list_artifacts(run_id, folder)
+    }
+    assert {"config/config.yaml", "edits/gate_0002.parquet", "edits/gate_0003.parquet"} <= listed
+    assert {"gates/gate.0002_before.png", "gates/gate.0002_after.png"} <= listed
+    assert isinstance(load_model(run_id), HillModel)
+
+
+def test_edits_are_versioned_with_dvc(guided, project):
+    root, _ = project
+    tags = mlflow_client().get_run(guided[0].result()["mlflow_run_id"]).data.tags
+    for epoch in (2, 3):
+        path = root / f"data/edits/page-run/gate_{epoch:04d}.parquet"
+        edits, meta = read_edits(path)
+        assert meta.decision == "approve" and int(edits["moved"].sum()) == 5
+        assert tags[f"gate.{epoch:04d}.md5"] in Path(f"{path}.dvc").read_text()
+    targets = [f"data/edits/page-run/gate_{e:04d}.parquet.dvc" for e in (2, 3)]
+    dvc_status = [sys.executable, "-m", "dvc", "status", "--json", *targets]
+    out = subprocess.run(dvc_status, cwd=root, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {}
+
+
+def test_forked_baseline_equals_a_baseline_from_scratch(guided, project):
+    from hill_core.loop import baseline_config
+    from pipelines.flow import RunSpec, guided_training
+
+    _, cfg = project
+    forked = guided[0].result()["baseline"]
+    run = mlflow_client().get_run(forked["mlflow_run_id"])
+    assert run.data.tags["hill.mode"] == "baseline"
+    assert run.data.tags["hill.paired_run_id"] == guided[0].result()["mlflow_run_id"]
+    history = mlflow_client().get_metric_history(forked["mlflow_run_id"], "val_acc")
+    assert [m.step for m in history] == [1, 2, 3, 4]  # inherited epochs 1-2 are logged too
+    scratch = guided_training(
+        baseline_config(cfg).to_dict(), RunSpec(name="scratch", mode="baseline")
+    )
+    a = torch.load(forked["checkpoint"], weights_only=False)["model"]
+    b = torch.load(scratch["checkpoint"], weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert forked["test_accuracy"] == scratch["test_accuracy"]
+
+
+def test_paused_run_resumed_through_prefect_api_without_edits(project):
+    from pipelines.flow import RunSpec, guided_training
+
+    root, cfg = project
+    cfg = cfg.replace(**{"train.epochs": 3, "hill.gate_epochs": [2], "tracking.edits_dir": "other"})
+    with GateAnswerer(via_prefect("approve")) as person:
+        state = guided_training(cfg.to_dict(), RunSpec(name="api-run"), return_state=True)
+    assert state.is_completed() and [g.state_name for g in person.seen] == ["Paused"]
+    edits, meta = read_edits(root / "other/api-run/gate_0002.parquet")
+    assert meta.decision == "approve" and not edits["moved"].any()
+    assert (edits["x_after"] == edits["x_before"]).all()
+    tags = mlflow_client().get_run(state.result()["mlflow_run_id"]).data.tags
+    assert tags["gate.0002.source"] == "prefect"
+
+
+def test_gate_timeout_follows_the_policy_and_logs_it(project):
+    from pipelines.flow import RunSpec, guided_training
+
+    _, cfg = project
+    cfg = cfg.replace(
+        **{"gate.timeout_s": 1, "gate.on_timeout": "stop", "tracking.edits_dir": "other"}
+    )
+    state = guided_training(cfg.to_dict(), RunSpec(name="timeout-run"), return_state=True)
+    assert state.is_completed()
+    assert state.result()["epochs_trained"] == 2  # stopped at the first gate
+    wanted = "no decision within gate.timeout_s=1 s; applying gate.on_timeout=stop"
+    assert wanted in "\n".join(flow_run_logs(state.state_details.flow_run_id))
+    tags = mlflow_client().get_run(state.result()["mlflow_run_id"]).data.tags
+    assert tags["gate.0002.decision"] == "stop" and tags["gate.0002.source"] == "timeout"
+
+
+def test_dvc_repro_replay_reproduces_the_test_accuracy(guided, project):
+    root, _ = project
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    repro = [sys.executable, "-m", "dvc", "repro", "replay"]
+    subprocess.run(repro, cwd=root, env=env, check=True, capture_output=True)
+    replayed = json.loads((root / "metrics/replay.json").read_text())
+    assert replayed["test_accuracy"] == guided[0].result()["test_accuracy"]
+    assert replayed["test_macro_f1"] == guided[0].result()["test_macro_f1"]
+
+
+def test_a_failing_flow_ends_its_mlflow_run_failed(project):
+    from pipelines.flow import RunSpec, guided_training
+
+    _, cfg = project
+    cfg = cfg.replace(**{"train.epochs": 3, "hill.gate_epochs": [2], "tracking.edits_dir": "other"})
+    # A replay whose recorded edits are missing trains to the first gate, then fails there.
+    spec = RunSpec(name="failing-run", mode="replay", replay_from="no-such-folder")
+    state = guided_training(cfg.to_dict(), spec, return_state=True)
+    assert state.is_failed()
+    client = mlflow_client()
+    experiment = client.get_experiment_by_name("hill-digits").experiment_id
+    (run,) = client.search_runs([experiment], "tags.`hill.run_name` = 'failing-run'")
+    assert run.info.status == "FAILED"
