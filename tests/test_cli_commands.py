@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from flow_helpers import TINY, make_project
 from typer.testing import CliRunner
 
 from hill_core.config import load_config
 from pipelines.cli import app
-from pipelines.testing import TINY, make_project
 from pipelines.tracking import Tracker, pair_runs
 
 runner = CliRunner()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from flow_helpers import GateAnswerer, make_project, via_page, via_prefect
 
 from hill_core.edits import read_edits
-from pipelines.testing import GateAnswerer, make_project, via_page, via_prefect
 
 pytestmark = pytest.mark.slow
 
