@@ -34,12 +34,12 @@ class GateRecorder:
         self.decision: GateDecision | None = None
 
     def record(
-        self, decision: str, x: np.ndarray, y: np.ndarray, moved: np.ndarray
+        self, decision: str, x: np.ndarray | None, y: np.ndarray | None, moved: np.ndarray | None
     ) -> GateDecision:
         """Write the edits table for ``decision`` and call ``on_decision`` once.
 
         Skip and stop ignore the positions and write the unedited table, so that a replay of a
-        run needs only its files.
+        run needs only its files; so does approve without positions (decided outside the page).
 
         Raises:
             GateClosedError: a decision was already recorded (the file stays as it was).
@@ -50,7 +50,7 @@ class GateRecorder:
         with self._lock:  # held through the write so two clicks cannot both pass the check
             if self.decision is not None:
                 raise GateClosedError(self.closed_message())
-            if decision != "approve":
+            if decision != "approve" or x is None:
                 x, y = self.snapshot["x"].to_numpy(), self.snapshot["y"].to_numpy()
                 moved = np.zeros(len(self.snapshot), bool)
             path = self._write(decision, x, y, moved)

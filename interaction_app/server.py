@@ -36,7 +36,8 @@ class GateServer:
         self.url = url
 
     def decide(self, decision: str) -> GateDecision:
-        """Record skip or stop from outside the page (a timeout), through the page's own lock.
+        """Record a decision made outside the page (a timeout, a resume through Prefect) through
+        the page's own lock; the unedited layout is written.
 
         Raises:
             GateClosedError: the person decided first; their decision stands.

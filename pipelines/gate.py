@@ -6,7 +6,8 @@ A person's gate is one small function, :func:`ask_person`: start the page, annou
 
 - the page: its decision resumes the run with the edits file it wrote (source ``page``);
 - the Prefect UI or API directly: a decision without edits (approve means "approve the
-  unedited layout"); the flow writes the unedited table itself (source ``prefect``);
+  unedited layout"); the flow records the unedited table through the page's lock, so a click
+  at the same moment cannot overwrite it (source ``prefect``);
 - the timeout: at ``gate.timeout_s`` a timer records ``gate.on_timeout`` through the page's own
   lock and resumes the run (source ``timeout``). Prefect's pause timeout is set a margin later,
   because a pause that Prefect times out fails the whole flow run and cannot be caught.
@@ -18,6 +19,7 @@ import contextlib
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,7 +33,7 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 
 from hill_core.config import Config
-from hill_core.edits import EditsMeta, read_snapshot, unedited, write_edits
+from hill_core.edits import EditsMeta, read_snapshot, write_edits
 from hill_core.loop import gate_file, recorded_answers
 from hill_core.losses import LossWeights
 from hill_core.users import simulated_edits
@@ -88,7 +90,31 @@ def ask_person(cfg: Config, paths: RunPaths, view: GateView, val_delta: float | 
             )
         finally:
             timer.cancel()
-    return settle(got, cfg, paths, view.epoch)
+        if not got.edits_path:  # resumed through Prefect directly, not by the page
+            got = record_through_page(page, resumer, got)
+    return settle(got, cfg, view.epoch)
+
+
+def record_through_page(page, resumer: PageResumer, got: GateDecisionInput) -> GateDecisionInput:
+    """Write a decision that came through Prefect's API via the page's lock (unedited layout).
+
+    A click on the page at the same moment then cannot overwrite it or be lost: whichever was
+    recorded first stands, and the page stops accepting edits.
+    """
+    from interaction_app.recorder import GateClosedError
+
+    resumer.resumed = True  # the run is running again: the page must not try to resume it
+    try:
+        decided = page.decide(got.decision)
+    except GateClosedError:
+        decided = page.decision  # the person's click was recorded first
+    get_run_logger().info(f"Gate resumed through Prefect ({got.decision}); recorded unedited")
+    return GateDecisionInput(
+        decision=decided.decision,
+        edits_path=decided.edits_path,
+        edits_sha256=decided.edits_sha256,
+        source=got.source,
+    )
 
 
 class PageResumer:
@@ -97,8 +123,11 @@ class PageResumer:
     def __init__(self, flow_run_id: UUID):
         self.flow_run_id = flow_run_id
         self.timer: threading.Timer | None = None
+        self.resumed = False  # set once the run was resumed through Prefect directly
 
     def __call__(self, decision) -> None:
+        if self.resumed:
+            return
         # The page calls back in the thread that recorded: the timer's thread means a timeout.
         source = "timeout" if threading.current_thread() is self.timer else "page"
         answer = GateDecisionInput(
@@ -107,7 +136,7 @@ class PageResumer:
             edits_sha256=decision.edits_sha256,
             source=source,
         )
-        resume_when_paused(self.flow_run_id, answer)
+        resume_when_paused(self.flow_run_id, answer, lambda: self.resumed)
 
     def time_out(self, page, policy: str) -> None:
         """Record the timeout policy through the page, so a last-moment click cannot also win."""
@@ -117,39 +146,32 @@ class PageResumer:
             page.decide(policy)
 
 
-def resume_when_paused(flow_run_id: UUID, answer: GateDecisionInput) -> None:
+def resume_when_paused(
+    flow_run_id: UUID, answer: GateDecisionInput, resumed_elsewhere: Callable[[], bool]
+) -> None:
     """Resume the run with ``answer``, waiting briefly for Prefect to mark it Paused."""
     deadline = time.monotonic() + RESUME_WAIT_S
     while True:
         try:
             return resume_flow_run(flow_run_id, run_input=answer.model_dump())
         except NotPausedError:
+            if resumed_elsewhere():
+                return
             if time.monotonic() > deadline:
                 raise
             time.sleep(RESUME_RETRY_S)
 
 
-def settle(got: GateDecisionInput, cfg: Config, paths: RunPaths, epoch: int) -> GateAnswer:
-    """The answer a resume carried; a resume without the page's file gets the unedited table."""
-    log = get_run_logger()
+def settle(got: GateDecisionInput, cfg: Config, epoch: int) -> GateAnswer:
+    """The answer a resume carried, its file checked against the hash the page reported."""
     if got.source == "timeout":
-        log.warning(
+        get_run_logger().warning(
             f"Gate at epoch {epoch}: no decision within gate.timeout_s={cfg.gate.timeout_s} s; "
             f"applying gate.on_timeout={got.decision}"
         )
-    if got.edits_path:
-        path = Path(got.edits_path)
-        if got.edits_sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != got.edits_sha256:
-            raise ValueError(f"{path} changed after the gate recorded it (sha256 differs)")
-        return GateAnswer(got.decision, path, got.source)
-    snapshot, _ = read_snapshot(paths.snapshot(epoch))
-    path = write_edits(
-        paths.edits(epoch),
-        unedited(snapshot, paths.name, epoch),
-        EditsMeta(cfg.hash(), got.decision),
-        snapshot,
-    )
-    log.info(f"Gate at epoch {epoch}: resumed through Prefect with {got.decision}, no edits")
+    path = Path(got.edits_path)
+    if got.edits_sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != got.edits_sha256:
+        raise ValueError(f"{path} changed after the gate recorded it (sha256 differs)")
     return GateAnswer(got.decision, path, got.source)
 
 

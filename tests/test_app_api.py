@@ -192,3 +192,19 @@ def test_serve_snapshot_file_times_out_into_the_configured_decision(tmp_path, ca
     assert meta.decision == "stop" and (edits["run_id"] == "r42").all()
     out = capsys.readouterr().out
     assert "http://127.0.0.1:" in out and "Decision: stop" in out
+
+
+def test_decision_from_outside_the_page_goes_through_its_lock(tmp_path):
+    """A resume through Prefect records the unedited layout, and locks the page against a click."""
+    snapshot = synthetic_snapshot(50)
+    context = synthetic_context(tmp_path / "edits.parquet")
+    decisions = []
+    with launch_gate(snapshot, context, decisions.append, GateConfig()) as server:
+        outside = server.decide("approve")
+        rows = [{"sample_id": 3000, "x": 9.0, "y": 9.0, "moved": True}]
+        late = call(server.url, "submit", rows, "approve")
+    assert "already decided: approve" in late["error"]
+    assert [d.decision for d in decisions] == ["approve"] and outside == decisions[0]
+    edits, meta = read_edits(context.edits_path, snapshot)
+    assert meta.decision == "approve"
+    assert (edits["x_after"] == edits["x_before"]).all() and not edits["moved"].any()
