@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hill_core.edits import DECISIONS
 from hill_core.losses import LossWeights
 
-DECISIONS = ("approve", "skip", "stop")
+__all__ = ["DECISIONS", "GateContext", "GateDecision"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 
 from hill_core.edits import EditsError, make_edits
 from hill_core.losses import LossWeights, layout_loss
-from hill_core.teacher import teacher_from_edits
+from hill_core.teacher import layout_stats, teacher_from_edits
 
 # Tableau-10 then 10 lighter companions: distinct on white for up to 20 classes.
 PALETTE = [
@@ -123,10 +123,7 @@ class Readout:
         self.labels = snapshot["label"].to_numpy(np.int64)  # (N,)
         self.xy = snapshot[["x", "y"]].to_numpy(np.float64)  # (N, 2)
         self.index = {int(s): i for i, s in enumerate(snapshot["sample_id"])}
-        counts = np.bincount(self.labels, minlength=num_classes)[:, None]
-        sums = np.zeros((num_classes, 2))
-        np.add.at(sums, self.labels, self.xy)
-        self.centers = sums / np.maximum(counts, 1)  # (C, 2) original class centres
+        self.centers = layout_stats(self.xy, self.labels, num_classes)[0]  # (C, 2) class centres
         self.current = torch.tensor(self.xy, dtype=torch.float32)
         self.labels_t = torch.tensor(self.labels)
         self.ids_t = torch.tensor(snapshot["sample_id"].to_numpy(np.int64))
