@@ -15,6 +15,7 @@ writes nothing. Writes are atomic: temp file, fsync, rename.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -265,6 +266,11 @@ def _read_parquet(path: Path) -> pa.Table:
         return pq.read_table(path)
     except (pa.ArrowException, OSError) as err:
         raise EditsError(f"{path}: not a readable Parquet file ({err})") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes: names exactly what a gate recorded."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def edits_summary(edits: pd.DataFrame) -> dict[str, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hill_core.edits import EditsError, EditsMeta, make_edits, write_edits
+from hill_core.edits import EditsError, EditsMeta, file_sha256, make_edits, write_edits
 from interaction_app.context import DECISIONS, GateContext, GateDecision
 
 
@@ -54,7 +53,7 @@ class GateRecorder:
                 x, y = self.snapshot["x"].to_numpy(), self.snapshot["y"].to_numpy()
                 moved = np.zeros(len(self.snapshot), bool)
             path = self._write(decision, x, y, moved)
-            result = GateDecision(decision, str(path), sha256_of(path))
+            result = GateDecision(decision, str(path), file_sha256(path))
             self.decision = result
         self.on_decision(result)
         return result
@@ -69,8 +68,3 @@ class GateRecorder:
         """One line: what was decided and where it went."""
         d, epoch = self.decision, self.context.gate_epoch
         return f"gate at epoch {epoch} already decided: {d.decision} ({d.edits_path})"
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

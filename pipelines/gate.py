@@ -16,7 +16,6 @@ A person's gate is one small function, :func:`ask_person`: start the page, annou
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 
 from hill_core.config import Config
-from hill_core.edits import EditsMeta, read_snapshot, write_edits
+from hill_core.edits import EditsMeta, file_sha256, read_snapshot, write_edits
 from hill_core.loop import gate_file, recorded_answers
 from hill_core.losses import LossWeights
 from hill_core.users import simulated_edits
@@ -170,7 +169,7 @@ def settle(got: GateDecisionInput, cfg: Config, epoch: int) -> GateAnswer:
             f"applying gate.on_timeout={got.decision}"
         )
     path = Path(got.edits_path)
-    if got.edits_sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != got.edits_sha256:
+    if got.edits_sha256 and file_sha256(path) != got.edits_sha256:
         raise ValueError(f"{path} changed after the gate recorded it (sha256 differs)")
     return GateAnswer(got.decision, path, got.source)
 
