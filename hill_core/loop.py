@@ -119,6 +119,12 @@ def gate_file(folder: str | Path, gate_epoch: int) -> Path:
     return Path(folder) / f"gate_{gate_epoch:04d}.parquet"
 
 
+def recorded_outcome(path: str | Path) -> tuple[GateOutcome, pd.DataFrame]:
+    """The outcome a gate's edits file records, and its table (for checks against a snapshot)."""
+    edits, meta = read_edits(path)
+    return GateOutcome(meta.decision, edits if meta.decision == "approve" else None), edits
+
+
 def recorded_answers(folder: str | Path) -> AnswerGate:
     """Answer each gate with the decision and edits recorded in ``folder``: a replay, no person.
 
@@ -128,9 +134,9 @@ def recorded_answers(folder: str | Path) -> AnswerGate:
 
     def answer(state, snapshot, gate_epoch, val):
         path = gate_file(folder, gate_epoch)
-        edits, meta = read_edits(path)
+        outcome, edits = recorded_outcome(path)
         if sorted(edits["sample_id"]) != sorted(snapshot["sample_id"]):
             raise ValueError(f"{path}: recorded items differ from the replayed snapshot")
-        return GateOutcome(meta.decision, edits if meta.decision == "approve" else None)
+        return outcome
 
     return answer

@@ -17,9 +17,9 @@ from prefect.cache_policies import NO_CACHE
 
 from hill_core.config import Config, from_dict
 from hill_core.data import load_data
-from hill_core.edits import read_edits, write_snapshot
+from hill_core.edits import write_snapshot
 from hill_core.evaluate import evaluate
-from hill_core.loop import GateOutcome, next_teacher
+from hill_core.loop import next_teacher, recorded_outcome
 from hill_core.snapshot import take_snapshot
 from hill_core.train import TrainState, init_state, load_state, save_state, train_segment
 from pipelines.paths import RunPaths
@@ -104,9 +104,7 @@ def teacher_of(gate_files: list[str], cfg: Config, num_classes: int):
     """The teacher after the gates decided in ``gate_files`` (oldest first); None: plain CE."""
     teacher = None
     for path in gate_files:
-        edits, meta = read_edits(path)
-        outcome = GateOutcome(meta.decision, edits if meta.decision == "approve" else None)
-        teacher = next_teacher(teacher, outcome, cfg, num_classes)
+        teacher = next_teacher(teacher, recorded_outcome(path)[0], cfg, num_classes)
     return teacher
 
 
