@@ -139,16 +139,18 @@ def replay(
 @app.command()
 def compare(
     out: Annotated[Path, typer.Option(help="Where to write the plot.")] = Path("runs/compare.png"),
-    prefix: Annotated[str, typer.Option(help="MLflow experiment prefix.")] = "hill",
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
 ) -> None:
     """Table of guided runs against their baselines (test accuracy, macro-F1, deltas), from MLflow.
 
-    Also writes a plot, and says which MLflow UI command shows the same runs.
+    Also writes a plot, and says which MLflow UI command shows the same runs. The experiments
+    searched are ``<tracking.experiment_prefix>-*`` from params.yaml.
     """
     from pipelines.compare import UI_COMMAND
     from pipelines.compare import compare as compare_runs
 
-    text, plot = compare_runs(out, prefix)
+    text, plot = compare_runs(out, _config(params, sets).tracking.experiment_prefix)
     typer.echo(text)
     if plot is not None:
         typer.echo(f"\nPlot: {plot}")
@@ -204,7 +206,7 @@ def demo(
     baseline, then `hill compare`."""
     run(params=params, sets=["data.name=digits", *(sets or [])], autopilot=autopilot)
     typer.echo("")
-    compare()
+    compare(params=params, sets=sets)
 
 
 def _report(summary: dict[str, Any], metrics: Path | None) -> None:

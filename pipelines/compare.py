@@ -33,7 +33,7 @@ def pair_row(guided: RunRecord, baseline: RunRecord) -> dict:
     }
 
 
-def compare_table(prefix: str = "hill") -> tuple[pd.DataFrame, dict[str, dict[int, float]]]:
+def compare_table(prefix: str) -> tuple[pd.DataFrame, dict[str, dict[int, float]]]:
     """The comparison table (one row per pair) and the val-accuracy curve of every run."""
     pairs = guided_pairs(prefix)
     table = pd.DataFrame([pair_row(g, b) for g, b in pairs])
@@ -66,7 +66,7 @@ def _pct(column: pd.Series) -> pd.Series:
     return column.map(lambda v: "-" if pd.isna(v) else f"{100 * v:.2f}%")
 
 
-def compare(out: Path | str, prefix: str = "hill") -> tuple[str, Path | None]:
+def compare(out: Path | str, prefix: str) -> tuple[str, Path | None]:
     """The printed table and the plot written to ``out`` (None when there is nothing to show)."""
     table, curves = compare_table(prefix)
     if table.empty:

@@ -239,7 +239,7 @@ class RunRecord:
     gate_epochs: list[int]
 
 
-def guided_pairs(prefix: str = "hill") -> list[tuple[RunRecord, RunRecord]]:
+def guided_pairs(prefix: str) -> list[tuple[RunRecord, RunRecord]]:
     """Finished guided runs that have a finished paired baseline, oldest first."""
     mlflow_client = client()
     experiments = mlflow_client.search_experiments(filter_string=f"name LIKE '{prefix}-%'")
