@@ -63,18 +63,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class HillConfig:
-    alpha: float = 0.5  # weight of L_human; (1 - alpha) weighs CE
-    lam: float = 0.1  # lambda: weight of |1 - scale|
-    w_center: float = 1.0
-    w_spread: float = 1.0
-    w_sep: float = 1.0
-    w_point: float = 1.0
+    alpha: float = 0.5  # weight of L_human; (1 - alpha) weighs CE while an edit is active
+    w_center: float = 1.0  # shifted classes (moves, merges, separations)
+    w_spread: float = 1.0  # scaled classes (compact or spread)
+    w_point: float = 1.0  # points moved one by one
     freeze_epoch: int = 1  # P is fitted after this epoch and frozen from then on
     projection: Literal["lda", "pca"] = "lda"
     projection_sample: int = 2000  # training items used to fit P
     gate_epochs: list[int] = field(default_factory=lambda: [4, 8])  # pause after these epochs
     snapshot_size: int = 500  # items shown at a gate, stratified by class
     on_skip: Literal["keep", "clear"] = "keep"  # a skipped gate keeps or clears the teacher
+    # After the segment that follows a gate, compare with the lockstep baseline: revert drops a
+    # teacher that cost more than guard_tolerance, adapt scales alpha by the measured benefit.
+    guard: Literal["off", "revert", "adapt"] = "revert"
+    guard_tolerance: float = 1.0  # percentage points of validation accuracy
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         allowed = typing.get_args(hint)
+        if value is False and "off" in allowed:
+            value = "off"  # YAML 1.1 (PyYAML) reads a bare `off` as false
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
         return value
@@ -226,7 +230,11 @@ def _check_consistency(cfg: Config) -> None:
         (t.batch_size >= 2, "train.batch_size must be at least 2"),
         (t.lr > 0, "train.lr must be positive"),
         (0.0 <= h.alpha <= 1.0, "hill.alpha must lie in [0, 1]"),
-        (h.lam >= 0, "hill.lam must be non-negative"),
+        (
+            min(h.w_center, h.w_spread, h.w_point) >= 0,
+            "hill.w_center, hill.w_spread and hill.w_point must be non-negative",
+        ),
+        (h.guard_tolerance >= 0, "hill.guard_tolerance must be non-negative"),
         (1 <= h.freeze_epoch <= t.epochs, "hill.freeze_epoch must lie in [1, train.epochs]"),
         (h.snapshot_size >= 2, "hill.snapshot_size must be at least 2"),
         (h.gate_epochs == sorted(set(h.gate_epochs)), "hill.gate_epochs must increase strictly"),

@@ -1,15 +1,20 @@
-"""The schedule of a guided run, and the whole run in one process.
+"""The story of a guided run, told once for the Prefect flow and the in-process loop alike.
 
-Segments end at the gate epochs; after each gate the decision sets the teacher for the next
-segment. The Prefect flow in ``pipelines/`` runs the same schedule as tasks; this in-process
-version serves replay, simulated-user studies and the bare-loop benchmark.
+:func:`drive` walks the schedule: train the guided run to each gate, fork the lockstep baseline
+at the first gate and advance it segment by segment beside the guided run, let the guard judge
+each edit against it, ask the gate, and go on with the teacher the decision sets. *How* a step
+runs is the caller's: :class:`InProcess` keeps states in memory (replay, studies, benchmarks);
+``pipelines.flow`` runs each step as a Prefect task over checkpoint files. Both train through
+the one loop, :func:`hill_core.train.train_segment`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -17,9 +22,10 @@ from hill_core.config import Config
 from hill_core.data import DataBundle
 from hill_core.edits import read_edits
 from hill_core.evaluate import EvalResult, evaluate
+from hill_core.guard import GuardVerdict, judge
 from hill_core.snapshot import take_snapshot
 from hill_core.teacher import Teacher, teacher_from_edits
-from hill_core.train import TrainState, init_state, train_segment
+from hill_core.train import TrainState, fork_state, init_state, train_segment
 
 
 @dataclass(frozen=True)
@@ -30,16 +36,37 @@ class GateOutcome:
     edits: pd.DataFrame | None = None
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Which gate's edit is the teacher (None: plain CE) and the guard's factor on alpha."""
+
+    gate: int | None = None
+    alpha_scale: float = 1.0
+
+
 @dataclass
-class RunResult:
-    state: TrainState
-    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
-    gates: dict[int, GateOutcome] = field(default_factory=dict)  # by gate epoch
-    test: EvalResult | None = None
+class Progress:
+    """What the story knows so far: validation accuracy by epoch of both runs, and verdicts."""
+
+    guided_val: dict[int, float] = field(default_factory=dict)
+    baseline_val: dict[int, float] = field(default_factory=dict)
+    verdicts: list[GuardVerdict] = field(default_factory=list)
+    last_edit: int | None = None  # gate epoch of the teacher now active
+
+    def record(self, run: str, history: list[dict[str, float]]) -> None:
+        target = self.guided_val if run == "guided" else self.baseline_val
+        target.update({int(m["epoch"]): m["val_acc"] for m in history})
 
 
-# (state, snapshot table, gate epoch, validation result) -> the gate's outcome
-AnswerGate = Callable[[TrainState, pd.DataFrame, int, EvalResult], GateOutcome]
+class Steps(Protocol):
+    """How each step of :func:`drive` runs (in memory, or as Prefect tasks over files)."""
+
+    def train(self, run: str, first: int, last: int, guidance: Guidance) -> list[dict]: ...
+    def fork_baseline(self) -> None: ...
+    def mark(self) -> Any: ...
+    def rewind(self, mark: Any) -> None: ...
+    def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]: ...
+    def judged(self, verdict: GuardVerdict) -> None: ...
 
 
 def segments(cfg: Config, start_epoch: int = 1) -> list[tuple[int, int]]:
@@ -58,60 +85,146 @@ def baseline_config(cfg: Config) -> Config:
     return cfg.replace(**{"hill.alpha": 0.0, "hill.gate_epochs": []})
 
 
-def next_teacher(
-    current: Teacher | None, outcome: GateOutcome, cfg: Config, num_classes: int
-) -> Teacher | None:
-    """The teacher for the segment after a gate (HILL.md: a skip keeps or clears it)."""
-    if outcome.decision == "approve":
-        if outcome.edits is None:
-            raise ValueError("an approved gate needs its edits table (unedited when nothing moved)")
-        return teacher_from_edits(outcome.edits, num_classes)
-    if outcome.decision == "skip" and cfg.hill.on_skip == "keep":
-        return current
-    return None
+def after_gate(cfg: Config, guidance: Guidance, gate_epoch: int, decision: str, edited: bool):
+    """The guidance after a gate: an edited approval teaches, an unedited one clears the
+    teacher (nothing to teach), a skip keeps or clears it (``hill.on_skip``)."""
+    if decision == "approve":
+        return dataclasses.replace(guidance, gate=gate_epoch if edited else None)
+    if decision == "skip" and cfg.hill.on_skip == "keep":
+        return guidance
+    return dataclasses.replace(guidance, gate=None)
+
+
+def drive(cfg: Config, steps: Steps, lockstep: bool = True) -> Progress:
+    """Run the guided schedule through ``steps``; returns what was measured on the way.
+
+    Args:
+        lockstep: fork the paired baseline at the first gate and train it beside the guided
+            run (the guard and the gate page need it); False trains the guided run alone.
+    """
+    progress, guidance, forked = Progress(), Guidance(), False
+    previous = guidance  # the guidance before the last gate: what a revert goes back to
+    for first, last in segments(cfg):
+        mark = steps.mark() if guidance.gate is not None and cfg.hill.guard == "revert" else None
+        progress.record("guided", steps.train("guided", first, last, guidance))
+        if forked:
+            progress.record("baseline", steps.train("baseline", first, last, Guidance()))
+        if forked and guidance.gate is not None:
+            guidance = _guard(cfg, steps, progress, guidance, previous, mark, (first, last))
+        if last not in cfg.hill.gate_epochs:
+            continue
+        if lockstep and not forked:
+            steps.fork_baseline()
+            progress.baseline_val = dict(progress.guided_val)  # equal up to the fork
+            forked = True
+        decision, edited = steps.gate(last, progress)
+        if decision == "stop":
+            break
+        previous, guidance = guidance, after_gate(cfg, guidance, last, decision, edited)
+        progress.last_edit = guidance.gate
+    return progress
+
+
+def _guard(cfg, steps, progress, guidance, previous, mark, segment) -> Guidance:
+    """Judge the teacher of the segment just trained; revert or adapt as ``hill.guard`` says."""
+    first, last = segment
+    h = cfg.hill
+    verdict = judge(h.guard, h.guard_tolerance, first - 1, progress.guided_val,
+                    progress.baseline_val, last)  # fmt: skip
+    progress.verdicts.append(verdict)
+    steps.judged(verdict)
+    if verdict.action == "revert":
+        steps.rewind(mark)
+        progress.record("guided", steps.train("guided", first, last, previous))
+        progress.last_edit = previous.gate
+        return previous
+    return dataclasses.replace(guidance, alpha_scale=verdict.alpha_scale)
+
+
+# (state, snapshot table, gate epoch, validation result) -> the gate's outcome
+AnswerGate = Callable[[TrainState, pd.DataFrame, int, EvalResult], GateOutcome]
+EpochHook = Callable[[str, dict[str, float]], None]  # (run: guided | baseline, metrics)
+
+
+@dataclass
+class RunResult:
+    state: TrainState
+    baseline: TrainState | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # guided, one dict per epoch
+    baseline_history: list[dict[str, float]] = field(default_factory=list)
+    gates: dict[int, GateOutcome] = field(default_factory=dict)  # by gate epoch
+    progress: Progress | None = None
+    test: EvalResult | None = None
+    baseline_test: EvalResult | None = None
+
+
+class InProcess:
+    """:class:`Steps` on states held in memory: one process, no files."""
+
+    def __init__(self, cfg: Config, data: DataBundle, answer_gate: AnswerGate, on_epoch=None):
+        self.cfg, self.answer_gate = cfg, answer_gate
+        self.on_epoch: EpochHook = on_epoch or (lambda run, metrics: None)
+        self.result = RunResult(init_state(cfg, data))
+        self.teachers: dict[int, Teacher] = {}
+
+    def train(self, run: str, first: int, last: int, guidance: Guidance) -> list[dict]:
+        r = self.result
+        state = r.state if run == "guided" else r.baseline
+        teacher = self.teachers.get(guidance.gate) if guidance.gate is not None else None
+        hook = lambda metrics: self.on_epoch(run, metrics)  # noqa: E731
+        _, history = train_segment(state, first, last, teacher, hook, guidance.alpha_scale)
+        (r.history if run == "guided" else r.baseline_history).extend(history)
+        return history
+
+    def fork_baseline(self) -> None:
+        r = self.result
+        r.baseline = fork_state(r.state, baseline_config(self.cfg))
+        r.baseline_history = list(r.history)
+
+    def mark(self) -> TrainState:
+        return fork_state(self.result.state)
+
+    def rewind(self, mark: TrainState) -> None:
+        r = self.result
+        r.state = mark
+        r.history = [m for m in r.history if m["epoch"] <= mark.epoch]
+
+    def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]:
+        state, data = self.result.state, self.result.state.data
+        val = evaluate(state.model, data.val, state.device, data.num_classes)
+        outcome = self.answer_gate(state, take_snapshot(state), epoch, val)
+        self.result.gates[epoch] = outcome
+        edited = False
+        if outcome.decision == "approve":
+            if outcome.edits is None:
+                raise ValueError(
+                    "an approved gate needs its edits table (unedited if nothing moved)"
+                )
+            teacher = teacher_from_edits(outcome.edits, data.num_classes)
+            edited = teacher.edited
+            self.teachers[epoch] = teacher
+        return outcome.decision, edited
+
+    def judged(self, verdict: GuardVerdict) -> None:
+        pass  # the verdicts are in the returned Progress
 
 
 def run_guided(
     cfg: Config,
     data: DataBundle,
     answer_gate: AnswerGate,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-    state: TrainState | None = None,
-    teacher: Teacher | None = None,
+    on_epoch: EpochHook | None = None,
+    lockstep: bool = True,
 ) -> RunResult:
-    """Train ``cfg`` from ``state`` (fresh when None), asking ``answer_gate`` at every gate.
-
-    A state resumed at a gate epoch (checkpoints are taken before the gate) answers that gate
-    first; ``teacher`` is the one active when the state was saved.
-    """
-    state = state or init_state(cfg, data)
-    result = RunResult(state)
-    stopped = False
-    if state.epoch in cfg.hill.gate_epochs:
-        teacher, stopped = _pass_gate(state, answer_gate, teacher, result)
-    for first, last in [] if stopped else segments(cfg, state.epoch + 1):
-        state, history = train_segment(state, first, last, teacher)
-        result.history += history
-        for metrics in history:
-            if on_epoch:
-                on_epoch(metrics)
-        if last in cfg.hill.gate_epochs:
-            teacher, stopped = _pass_gate(state, answer_gate, teacher, result)
-            if stopped:
-                break
-    result.test = evaluate(state.model, data.test, state.device, data.num_classes)
-    return result
-
-
-def _pass_gate(state, answer_gate, teacher, result) -> tuple[Teacher | None, bool]:
-    """Ask the gate at ``state.epoch``; return the next teacher and whether the run stops."""
-    data = state.data
-    val = evaluate(state.model, data.val, state.device, data.num_classes)
-    outcome = answer_gate(state, take_snapshot(state), state.epoch, val)
-    result.gates[state.epoch] = outcome
-    if outcome.decision == "stop":
-        return teacher, True
-    return next_teacher(teacher, outcome, state.config, data.num_classes), False
+    """A whole guided run (and its lockstep baseline) in this process; see :func:`drive`."""
+    steps = InProcess(cfg, data, answer_gate, on_epoch)
+    progress = drive(cfg, steps, lockstep)
+    r = steps.result
+    r.progress = progress
+    r.test = evaluate(r.state.model, data.test, r.state.device, data.num_classes)
+    if r.baseline is not None:
+        r.baseline_test = evaluate(r.baseline.model, data.test, r.state.device, data.num_classes)
+    return r
 
 
 def gate_file(folder: str | Path, gate_epoch: int) -> Path:

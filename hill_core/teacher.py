@@ -1,4 +1,10 @@
-"""The teacher: what an approved edit asks of the model, as per-class targets in the view."""
+"""The teacher: what an approved edit *changed*, as relative requests in the view.
+
+An edit is read as three kinds of change against the gate's own layout (docs/method.md,
+"Teacher"): a class moved as a whole (a shift), a class scaled about its centre (a scale), and
+single points moved one by one. Classes the person did not touch carry no request at all, so an
+unedited approval teaches nothing and training goes on as plain cross-entropy.
+"""
 
 from __future__ import annotations
 
@@ -8,51 +14,55 @@ import numpy as np
 import pandas as pd
 import torch
 
+# A class counts as shifted when its centre moved more than this (view units; the view's RMS
+# radius is 1 at the freeze), and as scaled when its spread changed by more than this fraction.
+# Below these, float noise from the page's arithmetic is not an edit.
+SHIFT_TOLERANCE = 1e-3
+SCALE_TOLERANCE = 1e-3
+
 
 @dataclass(frozen=True)
 class Teacher:
-    """Targets derived from an edited layout (HILL.md, "The gate").
+    """The relative requests of one approved edit (tensors on one device).
 
     Attributes:
-        centers: (C, 2) mu*_c, mean target position of class c (zeros where absent).
-        spreads: (C,) s*_c, mean distance of class c's targets from mu*_c.
-        present: (C,) bool, classes that have items in the edited layout.
-        moved_ids: (M,) int64 sorted sample ids of explicitly moved points.
-        moved_targets: (M, 2) their target positions q_i.
-        rms_radius: R*, RMS distance of all targets from their overall mean (view units).
-        margins: (C, C) separation margins m_cc' = min(s*_c + s*_c', |mu*_c - mu*_c'|), 0 on the
-            diagonal and between merged classes; fixed per teacher, so computed once.
+        gate_centers: (C, 2) class centres mu0_c at the gate (zeros where absent).
+        gate_spreads: (C,) mean distance s0_c of the class's points from mu0_c.
+        shifts: (C, 2) how far the person moved each class centre (zeros where not shifted).
+        shifted: (C,) bool, classes moved as a whole.
+        scales: (C,) spread factor k_c = s*_c / s0_c (1 where not scaled).
+        scaled: (C,) bool, classes scaled about their centre.
+        anchors: (C,) bool, classes present at the gate and neither shifted nor scaled: the
+            reference frame that says how the layout drifts on its own while training goes on.
+        moved_ids: (M,) int64 sorted sample ids of points moved one by one.
+        moved_targets: (M, 2) their targets q_i at the gate.
+        moved_home: (M,) int64 the class whose edited centre is nearest each q_i: the target
+            follows that class as it moves (the person dropped the point into it).
+        target_centers: (C, 2) edited class centres mu0_c + shift_c.
+        gate_radius: () RMS distance of the gate layout's points from their mean: the length
+            the loss measures in (times the layout's growth since).
     """
 
-    centers: torch.Tensor
-    spreads: torch.Tensor
-    present: torch.Tensor
+    gate_centers: torch.Tensor
+    gate_spreads: torch.Tensor
+    shifts: torch.Tensor
+    shifted: torch.Tensor
+    scales: torch.Tensor
+    scaled: torch.Tensor
+    anchors: torch.Tensor
     moved_ids: torch.Tensor
     moved_targets: torch.Tensor
-    rms_radius: float
-    margins: torch.Tensor
+    moved_home: torch.Tensor
+    target_centers: torch.Tensor
+    gate_radius: torch.Tensor
+
+    @property
+    def edited(self) -> bool:
+        """False for an unedited approval: nothing to teach, training stays plain CE."""
+        return bool(self.shifted.any() or self.scaled.any() or self.moved_ids.numel())
 
     def to(self, device: torch.device | str) -> Teacher:
-        return Teacher(
-            *(t.to(device) for t in (self.centers, self.spreads, self.present)),
-            self.moved_ids.to(device),
-            self.moved_targets.to(device),
-            self.rms_radius,
-            self.margins.to(device),
-        )
-
-
-# Teacher centres closer than this (view units; the view's RMS radius is 1 at the freeze) count
-# as merged: their separation margin is 0, so float noise cannot push a merged pair apart.
-MERGE_TOLERANCE = 1e-3
-
-
-def separation_margins(centers: np.ndarray, spreads: np.ndarray) -> np.ndarray:
-    """(C, C) capped margins; the cap stops L_sep from fighting a merge (HILL.md)."""
-    gap = np.linalg.norm(centers[:, None] - centers[None], axis=2)
-    margins = np.minimum(spreads[:, None] + spreads[None], gap)
-    margins[gap < MERGE_TOLERANCE] = 0.0  # the diagonal and merged pairs
-    return margins
+        return Teacher(**{k: v.to(device) for k, v in self.__dict__.items()})
 
 
 def layout_stats(
@@ -71,25 +81,77 @@ def layout_stats(
     return centers, spreads, present, rms
 
 
+def class_edits(edits: pd.DataFrame, num_classes: int) -> dict[str, np.ndarray]:
+    """Gate statistics of every class, and its shift and scale as the person edited it.
+
+    The shift and scale come from the class's points that were not moved one by one; a class
+    whose points were all moved one by one counts as neither shifted nor scaled (its points
+    carry the request). The gate centres and spreads come from all points, as batches see them.
+    """
+    labels = edits["label"].to_numpy(np.int64)
+    before = edits[["x_before", "y_before"]].to_numpy(np.float64)
+    after = edits[["x_after", "y_after"]].to_numpy(np.float64)
+    whole = ~edits["moved"].to_numpy(bool)
+    has_whole = np.bincount(labels[whole], minlength=num_classes) > 0
+    use = whole | ~has_whole[labels]  # (N,) the points that speak for their class
+    gate_centers, gate_spreads, present, _ = layout_stats(before, labels, num_classes)
+    c0, s0, _, _ = layout_stats(before[use], labels[use], num_classes)
+    c1, s1, _, _ = layout_stats(after[use], labels[use], num_classes)
+    shift = np.where(has_whole[:, None], c1 - c0, 0.0)
+    ratio = np.divide(s1, s0, out=np.ones(num_classes), where=s0 > 0)
+    ratio = np.where(has_whole, ratio, 1.0)
+    shifted = present & (np.linalg.norm(shift, axis=1) > SHIFT_TOLERANCE)
+    scaled = present & (np.abs(ratio - 1.0) > SCALE_TOLERANCE) & (s0 > 0)
+    return {
+        "gate_centers": gate_centers,
+        "gate_spreads": gate_spreads,
+        "shifts": np.where(shifted[:, None], shift, 0.0),
+        "shifted": shifted,
+        "scales": np.where(scaled, ratio, 1.0),
+        "scaled": scaled,
+        "anchors": present & ~shifted & ~scaled,
+    }
+
+
 def teacher_from_edits(edits: pd.DataFrame, num_classes: int) -> Teacher:
-    """Turn a validated edits table into the teacher; pure, no I/O.
+    """Turn a validated edits table into the teacher; pure, no I/O, float64 arithmetic.
 
     Args:
         edits: the table :func:`hill_core.edits.validate_edits` returns.
         num_classes: C, the data set's number of classes.
     """
-    xy = edits[["x_after", "y_after"]].to_numpy(np.float64)
     labels = edits["label"].to_numpy(np.int64)
-    if labels.min() < 0 or labels.max() >= num_classes:
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"edits hold labels outside [0, {num_classes})")
-    centers, spreads, present, rms = layout_stats(xy, labels, num_classes)
-    moved = edits[edits["moved"]].sort_values("sample_id")
+    per_class = class_edits(edits, num_classes)
+    targets = per_class["gate_centers"] + per_class["shifts"]  # (C, 2)
+    moved = edits[edits["moved"].to_numpy(bool)].sort_values("sample_id")
+    q = moved[["x_after", "y_after"]].to_numpy(np.float64)  # (M, 2)
+    present = per_class["anchors"] | per_class["shifted"] | per_class["scaled"]
+    home = _nearest_class(q, targets, present)
+    as_tensor = {
+        k: torch.tensor(v) if v.dtype == bool else torch.tensor(v, dtype=torch.float32)
+        for k, v in per_class.items()
+    }
     return Teacher(
-        centers=torch.tensor(centers, dtype=torch.float32),
-        spreads=torch.tensor(spreads, dtype=torch.float32),
-        present=torch.tensor(present),
+        **as_tensor,
         moved_ids=torch.tensor(moved["sample_id"].to_numpy(np.int64)),
-        moved_targets=torch.tensor(moved[["x_after", "y_after"]].to_numpy(np.float32)),
-        rms_radius=max(rms, 1e-8),
-        margins=torch.tensor(separation_margins(centers, spreads), dtype=torch.float32),
+        moved_targets=torch.tensor(q, dtype=torch.float32),
+        moved_home=torch.tensor(home, dtype=torch.int64),
+        target_centers=torch.tensor(targets, dtype=torch.float32),
+        gate_radius=torch.tensor(max(_rms_radius(edits), 1e-6), dtype=torch.float32),
     )
+
+
+def _rms_radius(edits: pd.DataFrame) -> float:
+    xy = edits[["x_before", "y_before"]].to_numpy(np.float64)
+    return layout_stats(xy, np.zeros(len(xy), np.int64), 1)[3]
+
+
+def _nearest_class(q: np.ndarray, centers: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(M,) index of the present class centre nearest each target q (M, 2)."""
+    if not len(q) or not present.any():
+        return np.zeros(len(q), np.int64)
+    d = np.linalg.norm(q[:, None] - centers[None], axis=2)  # (M, C)
+    d[:, ~present] = np.inf
+    return d.argmin(axis=1).astype(np.int64)

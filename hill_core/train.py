@@ -8,7 +8,9 @@ every RNG state, so "train 10" equals "train 5, save, load, train 5" bit for bit
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,9 @@ class TrainState:
     projection: Projection | None = None
     epoch: int = 0  # last completed epoch
     extra: dict = field(default_factory=dict)  # caller's bookkeeping, saved with the state
+    # The RNG states this run continues from. Each run carries its own, so a guided run and
+    # its lockstep baseline can take turns in one process and each trains as if alone.
+    rng: dict = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,7 +86,8 @@ def init_state(cfg: Config, data: DataBundle) -> TrainState:
     device = resolve_device(cfg.base.device)
     model = build_model(cfg.model, data.name, data.input_shape, data.num_classes).to(device)
     optimizer = build_optimizer(cfg, model)
-    return TrainState(cfg, data, model, optimizer, build_scheduler(cfg, optimizer), device)
+    scheduler = build_scheduler(cfg, optimizer)
+    return TrainState(cfg, data, model, optimizer, scheduler, device, rng=_rng_states())
 
 
 def epoch_loader(data: DataBundle, batch_size: int, seed: int, epoch: int) -> DataLoader:
@@ -90,17 +96,28 @@ def epoch_loader(data: DataBundle, batch_size: int, seed: int, epoch: int) -> Da
     return DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator)
 
 
+EpochHook = Callable[[dict[str, float]], None]
+
+
 def train_segment(
-    state: TrainState, first_epoch: int, last_epoch: int, teacher: Teacher | None
+    state: TrainState,
+    first_epoch: int,
+    last_epoch: int,
+    teacher: Teacher | None,
+    on_epoch: EpochHook | None = None,
+    alpha_scale: float = 1.0,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Train epochs ``first_epoch..last_epoch`` and return per-epoch metrics.
 
-    Fits the projection after ``hill.freeze_epoch``. With ``teacher`` None the loss is plain CE.
+    The one training loop: the flow's tasks and the in-process loop both call it. Fits the
+    projection after ``hill.freeze_epoch``. With ``teacher`` None the loss is plain CE.
 
+    Args:
+        on_epoch: called with each epoch's metrics as the epoch ends (tracking, progress).
+        alpha_scale: the guard's ``adapt`` factor on ``hill.alpha``, in [0, 1].
     Returns:
         the same state object (advanced) and one dict per epoch: epoch, lr, train_acc, ce,
-        l_center, l_spread, l_sep, l_point, l_human, scale, scale_term, loss, teacher_active,
-        val_acc, val_f1.
+        l_center, l_spread, l_point, l_human, loss, teacher_active, alpha, val_acc, val_f1.
     """
     if first_epoch != state.epoch + 1 or last_epoch < first_epoch:
         raise ValueError(
@@ -111,8 +128,10 @@ def train_segment(
             "a teacher needs the frozen projection; train past hill.freeze_epoch first"
         )
     history = []
+    _set_rng_states(state.rng or _rng_states())
+    weights = LossWeights.from_config(state.config.hill, alpha_scale)
     for epoch in range(first_epoch, last_epoch + 1):
-        metrics = _train_epoch(state, epoch, teacher)
+        metrics = _train_epoch(state, epoch, teacher, weights)
         state.scheduler.step()
         state.epoch = epoch
         if state.projection is None and epoch >= state.config.hill.freeze_epoch:
@@ -120,12 +139,16 @@ def train_segment(
         val = evaluate(state.model, state.data.val, state.device, state.data.num_classes)
         metrics.update(val_acc=val.accuracy, val_f1=val.macro_f1)
         history.append(metrics)
+        state.rng = _rng_states()
+        if on_epoch is not None:
+            on_epoch(metrics)
     return state, history
 
 
-def _train_epoch(state: TrainState, epoch: int, teacher: Teacher | None) -> dict[str, float]:
+def _train_epoch(
+    state: TrainState, epoch: int, teacher: Teacher | None, weights: LossWeights
+) -> dict[str, float]:
     cfg, model, device = state.config, state.model, state.device
-    weights = LossWeights.from_config(cfg.hill)
     teacher = teacher.to(device) if teacher is not None else None
     lr = state.optimizer.param_groups[0]["lr"]
     # Running sums stay tensors on the device: one host sync per epoch, not one per term and batch.
@@ -150,6 +173,7 @@ def _train_epoch(state: TrainState, epoch: int, teacher: Teacher | None) -> dict
     metrics = {name: float(total) / seen for name, total in totals.items()}
     metrics.update(epoch=float(epoch), lr=lr, train_acc=float(correct) / seen)
     metrics["teacher_active"] = float(teacher is not None)
+    metrics["alpha"] = weights.alpha if teacher is not None else 0.0
     return metrics
 
 
@@ -175,7 +199,15 @@ def save_state(state: TrainState, path: str | Path) -> Path:
     """Write a checkpoint (plain dict: weights, optimiser, scheduler, P, RNG states, epoch)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(checkpoint_of(state), tmp)
+    tmp.replace(path)  # atomic: a crash mid-save leaves the previous checkpoint intact
+    return path
+
+
+def checkpoint_of(state: TrainState) -> dict:
+    """The state as a plain dict (tensors shared with the live state: copy before mutating)."""
+    return {
         "version": CHECKPOINT_VERSION,
         "config": state.config.to_dict(),
         "config_hash": state.config.hash(),
@@ -184,13 +216,14 @@ def save_state(state: TrainState, path: str | Path) -> Path:
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(),
         "projection": None if state.projection is None else state.projection.state_dict(),
-        "rng": _rng_states(),
+        "rng": state.rng or _rng_states(),
         "extra": state.extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save leaves the previous checkpoint intact
-    return path
+
+
+def fork_state(state: TrainState, cfg: Config | None = None) -> TrainState:
+    """An independent copy of ``state`` (own weights, optimiser and RNG), under ``cfg``."""
+    return restore_state(copy.deepcopy(checkpoint_of(state)), cfg or state.config, state.data)
 
 
 def load_state(path: str | Path, cfg: Config, data: DataBundle) -> TrainState:
@@ -198,6 +231,11 @@ def load_state(path: str | Path, cfg: Config, data: DataBundle) -> TrainState:
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=False)
     if checkpoint.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{path}: checkpoint version {checkpoint.get('version')} is not supported")
+    return restore_state(checkpoint, cfg, data)
+
+
+def restore_state(checkpoint: dict, cfg: Config, data: DataBundle) -> TrainState:
+    """A :class:`TrainState` from :func:`checkpoint_of`'s dict; the RNG goes on from it."""
     state = init_state(cfg, data)
     state.model.load_state_dict(checkpoint["model"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -208,7 +246,8 @@ def load_state(path: str | Path, cfg: Config, data: DataBundle) -> TrainState:
         state.projection = state.projection.to(state.device).requires_grad_(False)
     state.epoch = checkpoint["epoch"]
     state.extra = checkpoint.get("extra", {})
-    _set_rng_states(checkpoint["rng"])
+    state.rng = checkpoint["rng"]
+    _set_rng_states(state.rng)
     return state
 
 

@@ -1,13 +1,26 @@
 """Simulated users (HILL.md, "Simulated users"): pure functions from a snapshot to target positions.
 
-Each strategy takes the snapshot table, the validation confusion matrix (C, C) and a numpy
-Generator, and returns ``(x_after (N,), y_after (N,), moved (N,) bool)``. ``simulated_edits``
-wraps one into an edits table.
+Each strategy takes the snapshot table, the validation confusion matrix (C, C) of counts (rows =
+true class) and a numpy Generator, and returns ``(x_after (N,), y_after (N,), moved (N,) bool)``.
+``moved`` is True only for points moved one by one; class-level shifts and scalings keep it False.
+``simulated_edits`` wraps one into an edits table.
+
+Strategies (all distances are in view units, the frozen projection's units):
+
+* ``compactness``: scale every class about its centre by ``COMPACT_FACTOR``.
+* ``separation``: move the class pairs that overlap in the view rigidly apart.
+* ``merge``: bring the most confused pair (or, without any confusion, the closest pair) together.
+* ``fix-outliers``: move each point nearer another class centre than its own onto its own centre.
+* ``confusion``: separate the pairs the validation confusion mixes up and compact the classes
+  with the lowest validation recall; uses only what the gate page shows.
+* ``adversarial``: conflicting random moves.
+* ``noedit``: approve the layout unchanged (the control).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -15,11 +28,20 @@ import pandas as pd
 from hill_core.edits import make_edits
 
 Targets = tuple[np.ndarray, np.ndarray, np.ndarray]
+Pair = tuple[int, int]
 
 COMPACT_FACTOR = 0.5  # compactness: each cluster shrinks to half its spread
-SEPARATE_FACTOR = 1.5  # separation: centres move 1.5x as far from the overall centroid
+# separation: a pair overlaps when its overlap ratio (centre distance / (spread_a + spread_b),
+# spread = mean distance of a class's points from its centre; dimensionless) is below this
+SEPARATE_BELOW = 1.0
+SEPARATE_PAIRS = 3  # separation: at most this many overlapping pairs, most overlapping first
+SEPARATE_TARGET = 1.5  # separated pairs end with centre distance 1.5 x (spread_a + spread_b)
 MERGE_SHARE = 0.5  # merge: the two classes meet halfway between their centres
+CONFUSION_PAIRS = 3  # confusion: separate the 3 pairs with the largest symmetric confusion count
+CONFUSION_WEAK = 2  # confusion: compact the 2 classes with the lowest validation recall
+CONFUSION_COMPACT = 0.7  # confusion: weak classes shrink to 0.7 of their spread
 ADVERSARIAL_SCALE = 1.0  # adversarial: random offsets of about one view unit
+_COINCIDENT_DIRECTION = np.array([1.0, 0.0])  # pushes apart classes whose centres coincide
 
 
 def _xy(snapshot: pd.DataFrame) -> np.ndarray:
@@ -30,62 +52,198 @@ def _class_centres(xy: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
     return {int(c): xy[labels == c].mean(axis=0) for c in np.unique(labels)}
 
 
+def _class_spreads(
+    xy: np.ndarray, labels: np.ndarray, centres: dict[int, np.ndarray]
+) -> dict[int, float]:
+    """Mean distance (view units) of each class's points from its centre."""
+    return {
+        c: float(np.linalg.norm(xy[labels == c] - mu, axis=1).mean()) for c, mu in centres.items()
+    }
+
+
 def _split(xy: np.ndarray, moved: np.ndarray) -> Targets:
     return xy[:, 0].copy(), xy[:, 1].copy(), moved
+
+
+def _unmoved(xy: np.ndarray) -> np.ndarray:
+    return np.zeros(len(xy), bool)
+
+
+def _scale_classes(
+    xy: np.ndarray,
+    labels: np.ndarray,
+    centres: dict[int, np.ndarray],
+    factor: float,
+    classes: Iterable[int],
+) -> np.ndarray:
+    """A copy of ``xy`` with each class in ``classes`` scaled about its centre by ``factor``."""
+    out = xy.copy()
+    for c in classes:
+        out[labels == c] = centres[c] + factor * (xy[labels == c] - centres[c])
+    return out
+
+
+def _separate_pairs(
+    xy: np.ndarray,
+    labels: np.ndarray,
+    pairs: list[Pair],
+    target: float = SEPARATE_TARGET,
+) -> np.ndarray:
+    """Move each pair rigidly apart along its centre line; a copy of ``xy`` with the moves.
+
+    Each class of a pair moves half of the shortfall, so that the centre distance becomes
+    ``target`` x (spread_a + spread_b). Pairs already that far apart stay put (a pair is never
+    pulled together). The moves of a class in several pairs add up; all are computed from the
+    snapshot's centres and spreads.
+    """
+    centres = _class_centres(xy, labels)
+    spreads = _class_spreads(xy, labels, centres)
+    out = xy.copy()
+    for a, b in pairs:
+        delta = centres[b] - centres[a]
+        gap = float(np.linalg.norm(delta))  # view units
+        direction = delta / gap if gap > 0 else _COINCIDENT_DIRECTION
+        shortfall = max(target * (spreads[a] + spreads[b]) - gap, 0.0)
+        out[labels == a] -= 0.5 * shortfall * direction
+        out[labels == b] += 0.5 * shortfall * direction
+    return out
+
+
+def overlapping_pairs(
+    centres: dict[int, np.ndarray],
+    spreads: dict[int, float],
+    below: float = SEPARATE_BELOW,
+    limit: int = SEPARATE_PAIRS,
+) -> list[Pair]:
+    """The class pairs that overlap most in the view, most overlapping first.
+
+    Args:
+        centres: class -> centre (2,) in view units.
+        spreads: class -> mean distance of its points from its centre, in view units.
+        below: a pair overlaps when centre distance / (spread_a + spread_b) is below this.
+        limit: the most pairs returned.
+
+    Returns:
+        Up to ``limit`` pairs ``(a, b)``, ``a < b``, whose ratio is below ``below``; if none is,
+        the single most overlapping pair; empty with fewer than two classes.
+    """
+    ratios = []
+    for a, b in combinations(sorted(centres), 2):
+        total = spreads[a] + spreads[b]
+        gap = float(np.linalg.norm(centres[a] - centres[b]))
+        # Two classes of single (or stacked) points have no spread and nothing to separate.
+        ratios.append((gap / total if total > 0 else np.inf, a, b))
+    ratios.sort()
+    chosen = [(a, b) for ratio, a, b in ratios[:limit] if ratio < below]
+    return chosen or [(a, b) for _, a, b in ratios[:1]]
+
+
+def confused_pairs(confusion: np.ndarray, present: list[int]) -> list[Pair]:
+    """Pairs of ``present`` classes the validation confusion mixes up, most confused first.
+
+    Args:
+        confusion: (C, C) validation counts, rows = true class.
+        present: the classes to consider (those in the snapshot).
+
+    Returns:
+        Every pair ``(a, b)``, ``a < b``, with a symmetric off-diagonal count
+        ``confusion[a, b] + confusion[b, a]`` above 0; ties in class order.
+    """
+    sym = confusion + confusion.T
+    counts = [(-sym[a, b], a, b) for a, b in combinations(sorted(present), 2) if sym[a, b] > 0]
+    return [(a, b) for _, a, b in sorted(counts)]
+
+
+def closest_pair(centres: dict[int, np.ndarray]) -> list[Pair]:
+    """The pair whose centres are closest in the view (what a person sees), as a 0/1-item list."""
+    pairs = list(combinations(sorted(centres), 2))
+    gaps = [float(np.linalg.norm(centres[a] - centres[b])) for a, b in pairs]
+    return [pairs[int(np.argmin(gaps))]] if pairs else []
+
+
+def weakest_classes(confusion: np.ndarray, present: list[int], count: int) -> list[int]:
+    """The ``count`` present classes with the lowest validation recall (diag / row sum).
+
+    Classes whose row holds no validation item have no recall and are never chosen; ties go
+    in class order.
+    """
+    totals = confusion.sum(axis=1)
+    recalls = [(confusion[c, c] / totals[c], c) for c in sorted(present) if totals[c] > 0]
+    return [c for _, c in sorted(recalls)[:count]]
 
 
 def compactness(snapshot, confusion, rng, factor: float = COMPACT_FACTOR) -> Targets:
     """Scale every cluster about its centre by ``factor`` < 1."""
     xy, labels = _xy(snapshot), snapshot["label"].to_numpy()
     centres = _class_centres(xy, labels)
-    out = xy.copy()
-    for c, mu in centres.items():
-        out[labels == c] = mu + factor * (xy[labels == c] - mu)
-    return _split(out, np.zeros(len(xy), bool))
+    return _split(_scale_classes(xy, labels, centres, factor, centres), _unmoved(xy))
 
 
-def separation(snapshot, confusion, rng, factor: float = SEPARATE_FACTOR) -> Targets:
-    """Push every class centre away from the overall centroid; clusters move rigidly."""
+def separation(snapshot, confusion, rng) -> Targets:
+    """Move the pairs that overlap in the view rigidly apart (see :func:`overlapping_pairs`).
+
+    Each chosen pair ends with centre distance ``SEPARATE_TARGET`` x (spread_a + spread_b);
+    classes in no chosen pair stay where they are.
+    """
     xy, labels = _xy(snapshot), snapshot["label"].to_numpy()
-    centroid = xy.mean(axis=0)
-    out = xy.copy()
-    for c, mu in _class_centres(xy, labels).items():
-        out[labels == c] += (factor - 1.0) * (mu - centroid)
-    return _split(out, np.zeros(len(xy), bool))
-
-
-def most_confused_pair(confusion: np.ndarray, present: list[int]) -> tuple[int, int]:
-    """The two classes (among ``present``) most often mistaken for each other."""
-    sym = confusion + confusion.T
-    best, pair = -1, (present[0], present[1])
-    for i, a in enumerate(present):
-        for b in present[i + 1 :]:
-            if sym[a, b] > best:
-                best, pair = sym[a, b], (a, b)
-    return pair
+    centres = _class_centres(xy, labels)
+    pairs = overlapping_pairs(centres, _class_spreads(xy, labels, centres))
+    return _split(_separate_pairs(xy, labels, pairs), _unmoved(xy))
 
 
 def merge(snapshot, confusion, rng, share: float = MERGE_SHARE) -> Targets:
-    """Bring the two most confused classes together (each moves ``share`` of the way)."""
+    """Bring two classes together rigidly (each moves ``share`` of the way to the other).
+
+    The pair is the most confused one by symmetric off-diagonal validation counts; without any
+    off-diagonal count, the pair whose centres are closest in the view.
+    """
     xy, labels = _xy(snapshot), snapshot["label"].to_numpy()
     centres = _class_centres(xy, labels)
-    a, b = most_confused_pair(np.asarray(confusion), sorted(centres))
-    meet = centres[a] + share * (centres[b] - centres[a])
+    pairs = confused_pairs(np.asarray(confusion), list(centres))[:1] or closest_pair(centres)
     out = xy.copy()
-    out[labels == a] += meet - centres[a]
-    out[labels == b] += meet - centres[b]
-    return _split(out, np.zeros(len(xy), bool))
+    for a, b in pairs:
+        meet = centres[a] + share * (centres[b] - centres[a])
+        out[labels == a] += meet - centres[a]
+        out[labels == b] += meet - centres[b]
+    return _split(out, _unmoved(xy))
 
 
 def fix_outliers(snapshot, confusion, rng) -> Targets:
-    """Move each misclassified point (pred != label) onto its true class centre."""
+    """Move each view outlier onto its own class centre, one by one (``moved=True``).
+
+    A view outlier is a point closer to another class's centre than to its own, whatever the
+    model predicts for it. Without outliers the layout comes back unchanged.
+    """
     xy, labels = _xy(snapshot), snapshot["label"].to_numpy()
     centres = _class_centres(xy, labels)
-    wrong = snapshot["pred"].to_numpy() != labels
+    classes = np.array(sorted(centres))
+    mus = np.stack([centres[int(c)] for c in classes])
+    dist = np.linalg.norm(xy[:, None] - mus[None], axis=2)  # (N, K) view units
+    own = dist[np.arange(len(xy)), np.searchsorted(classes, labels)]
+    outliers = dist.min(axis=1) < own
     out = xy.copy()
-    for i in np.flatnonzero(wrong):
-        out[i] = centres[int(labels[i])]
-    return _split(out, wrong)
+    out[outliers] = mus[np.searchsorted(classes, labels[outliers])]
+    return _split(out, outliers)
+
+
+def confusion_guided(snapshot, confusion, rng) -> Targets:
+    """Separate the pairs the validation confusion mixes up; compact the weakest classes.
+
+    The ``CONFUSION_PAIRS`` pairs with the largest symmetric off-diagonal counts move apart as in
+    :func:`separation`; the ``CONFUSION_WEAK`` classes with the lowest validation recall shrink
+    about their centre by ``CONFUSION_COMPACT``. Without off-diagonal counts, only the latter.
+    """
+    xy, labels = _xy(snapshot), snapshot["label"].to_numpy()
+    confusion = np.asarray(confusion)
+    centres = _class_centres(xy, labels)
+    weak = weakest_classes(confusion, list(centres), CONFUSION_WEAK)
+    compact = _scale_classes(xy, labels, centres, CONFUSION_COMPACT, weak)
+    pairs = confused_pairs(confusion, list(centres))[:CONFUSION_PAIRS]
+    # The pair shifts are rigid and come from the snapshot's centres and spreads (what the page
+    # shows); a rigid shift commutes with a scaling about the class's own centre, so adding the
+    # shifts (separated - xy) to the compacted layout applies both.
+    out = compact + (_separate_pairs(xy, labels, pairs) - xy)
+    return _split(out, _unmoved(xy))
 
 
 def adversarial(snapshot, confusion, rng, scale: float = ADVERSARIAL_SCALE) -> Targets:
@@ -99,12 +257,20 @@ def adversarial(snapshot, confusion, rng, scale: float = ADVERSARIAL_SCALE) -> T
     return _split(out, moved)
 
 
+def noedit(snapshot, confusion, rng) -> Targets:
+    """Approve the layout as shown: nothing moves (the control)."""
+    xy = _xy(snapshot)
+    return _split(xy, _unmoved(xy))
+
+
 STRATEGIES: dict[str, Callable[..., Targets]] = {
     "compactness": compactness,
     "separation": separation,
     "merge": merge,
     "fix-outliers": fix_outliers,
+    "confusion": confusion_guided,
     "adversarial": adversarial,
+    "noedit": noedit,
 }
 
 
@@ -116,7 +282,19 @@ def simulated_edits(
     run_id: str,
     gate_epoch: int,
 ) -> pd.DataFrame:
-    """The edits table a simulated user with ``strategy`` makes at a gate."""
+    """The edits table a simulated user with ``strategy`` makes at a gate.
+
+    Args:
+        strategy: a key of :data:`STRATEGIES`.
+        snapshot: the gate's snapshot table.
+        confusion: (C, C) validation counts, rows = true class.
+        seed: the run's seed; with ``gate_epoch`` it seeds the strategy's Generator.
+        run_id: the run the edits belong to.
+        gate_epoch: the gate's epoch.
+
+    Raises:
+        ValueError: for an unknown strategy.
+    """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
     rng = np.random.default_rng([seed, gate_epoch])

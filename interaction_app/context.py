@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hill_core.edits import DECISIONS
@@ -21,12 +21,18 @@ class GateContext:
         edits_path: where the decision's Parquet is written.
         config_hash: the resolved config's hash, stamped in the Parquet metadata.
         class_names: C names, index = label.
-        val_accuracy: validation accuracy per epoch so far, index 0 = epoch 1 (fractions, 0..1).
+        val_accuracy: the guided run's validation accuracy per epoch so far, index 0 = epoch 1
+            (fractions, 0..1).
         per_class_accuracy: (C,) validation accuracy per class at this gate (fractions).
         confusion: (C, C) validation confusion counts, rows = true class, columns = predicted.
-        previous_gate_delta: validation accuracy change (fraction) caused by the previous gate's
-            edit, None at the first gate.
         weights: the loss weights the live readout uses (the run's own).
+        baseline_val_accuracy: the lockstep baseline's (same seed, alpha = 0) validation accuracy
+            per epoch, index 0 = epoch 1 (fractions); epochs before the fork equal the guided
+            run's. Empty when there is no paired baseline (e.g. a snapshot served alone).
+        last_edit_epoch: the gate epoch of the most recent approved edit still active; None
+            before any edit. The panel reports the guided-minus-baseline change since then.
+        guard_note: one line from the guard about the previous teacher (e.g. that it was
+            reverted), shown as is when non-empty.
     """
 
     run_name: str
@@ -38,8 +44,10 @@ class GateContext:
     val_accuracy: list[float]
     per_class_accuracy: list[float]
     confusion: list[list[int]]
-    previous_gate_delta: float | None
     weights: LossWeights = LossWeights()
+    baseline_val_accuracy: list[float] = field(default_factory=list)
+    last_edit_epoch: int | None = None
+    guard_note: str = ""
 
 
 @dataclass(frozen=True)

@@ -176,8 +176,9 @@ def snapshot_context(
         val_accuracy=[],
         per_class_accuracy=[],
         confusion=[],
-        previous_gate_delta=None,
         weights=LossWeights.from_config(cfg.hill),
+        baseline_val_accuracy=[],  # served alone: no paired baseline
+        last_edit_epoch=None,
     )
 
 

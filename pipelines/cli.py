@@ -76,9 +76,6 @@ def run(
         bool, typer.Option("--baseline", help="Only a baseline run: α = 0, no gates.")
     ] = False,
     autopilot: AutopilotOpt = None,
-    paired: Annotated[
-        bool, typer.Option(help="After a guided run, run its baseline (same seed) for compare.")
-    ] = True,
     name: NameOpt = None,
     metrics: MetricsOpt = None,
     progress: Annotated[bool, typer.Option(help="Progress bars per epoch.")] = True,
@@ -86,8 +83,9 @@ def run(
     """Run the guided-training flow: train, pause at each gate for a person (or --autopilot).
 
     At each gate the terminal prints a link to the gate page; the run waits (shown as Paused in
-    Prefect) until you approve, skip or stop there, or resume it from the Prefect UI. By default
-    the paired baseline runs afterwards, forked from the guided run at its first gate.
+    Prefect) until you approve, skip or stop there, or resume it from the Prefect UI. The paired
+    baseline (α = 0, same seed) forks from the guided run at its first gate and trains beside it,
+    segment by segment, so each gate shows what your last edit did against it.
     """
     from hill_core.loop import baseline_config
     from pipelines.flow import RunSpec, guided_training
@@ -98,7 +96,7 @@ def run(
         spec = RunSpec(name=name, mode="baseline", progress=progress)
         summary = guided_training(baseline_config(cfg).to_dict(), spec)
     else:
-        spec = RunSpec(name=name, autopilot=autopilot, paired_baseline=paired, progress=progress)
+        spec = RunSpec(name=name, autopilot=autopilot, progress=progress)
         summary = guided_training(cfg.to_dict(), spec)
     _report(summary, metrics)
 

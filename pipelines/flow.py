@@ -1,12 +1,15 @@
 """The Prefect flow ``guided_training``: a hill run, told as a story.
 
-prepare → for each segment: train → (at a gate) snapshot → gate → record edits → … → evaluate,
-then, for a guided run, its paired baseline. The same flow runs a baseline (α = 0, no gates) and
-a replay (gates answered from a run's recorded edits).
+prepare → for each segment: train the guided run, train its lockstep baseline, let the guard
+judge the last edit → (at a gate) snapshot → gate → record edits → … → evaluate both. The story
+itself is ``hill_core.loop.drive``; here each step is a task over checkpoint files. The same
+flow runs a baseline alone (α = 0, no gates) and a replay (gates answered from a run's edits).
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -15,7 +18,9 @@ from pydantic import BaseModel
 
 from hill_core.config import Config, from_dict
 from hill_core.edits import edits_summary, read_edits
-from hill_core.loop import baseline_config, segments
+from hill_core.guard import GuardVerdict
+from hill_core.loop import Guidance, Progress, baseline_config, drive, recorded_outcome
+from hill_core.teacher import teacher_from_edits
 from hill_core.users import STRATEGIES
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
@@ -30,15 +35,15 @@ class RunSpec(BaseModel):
     mode: Literal["guided", "baseline", "replay"] = "guided"
     autopilot: str | None = None  # a simulated-user strategy answers the gates, not a person
     replay_from: str | None = None  # replay: the recorded edits folder that answers the gates
-    fork_from: str | None = None  # baseline: start from this checkpoint (the guided first gate)
     paired_run_id: str | None = None  # baseline: MLflow run id of its guided run
-    paired_baseline: bool = False  # guided: run the paired baseline afterwards
     progress: bool = False  # progress bars in the terminal
 
 
 @flow(name="guided-training")
 def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict[str, Any]:
-    """Train a hill run with approval gates; returns its test scores and MLflow run id.
+    """Train a hill run with approval gates and its lockstep baseline; returns test scores.
+
+    The story is :func:`hill_core.loop.drive`'s; :class:`FlowSteps` runs each step as a task.
 
     Args:
         config: a resolved config (``Config.to_dict()``), as read from params.yaml.
@@ -46,27 +51,100 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
     """
     cfg = from_dict(config)
     spec = named(spec or RunSpec(), cfg)
-    paths = RunPaths.of(cfg, spec.name)
-    with Tracker.start(cfg, spec.name, tags_of(spec)) as tracker:
-        ckpt, inherited = tasks.prepare(config, paths, spec.fork_from)
-        tracker.log_history(inherited)
-        decided, last_val = [], None  # the gates' edits files so far; val acc at the last gate
-        for _, last in segments(cfg, ckpt.epoch + 1):
-            ckpt = tasks.train(config, ckpt, last, decided, paths, tracker.log_epoch, spec.progress)
-            if last not in cfg.hill.gate_epochs:
-                continue
-            view = tasks.inspect_gate(config, ckpt, paths)
-            answer = answer_gate(cfg, spec, paths, view, last_val)
-            record_gate(spec, paths, view, answer, last_val, tracker)
-            decided, last_val = [*decided, str(answer.edits_path)], view.val_accuracy
-            if answer.decision == "stop":
-                break
-        summary = tasks.final_evaluation(config, ckpt)
-        tracker.log_final(summary, tasks.final_model(config, ckpt))
-    summary.update(run_name=spec.name, mlflow_run_id=tracker.run_id)
-    if spec.paired_baseline:
-        summary["baseline"] = run_paired_baseline(cfg, spec, summary)
+    with contextlib.ExitStack() as stack:
+        steps = FlowSteps(cfg, spec, stack)
+        drive(cfg, steps, lockstep=spec.mode != "baseline")
+        summary = steps.finish()
     return summary
+
+
+class FlowSteps:
+    """:class:`hill_core.loop.Steps` as Prefect tasks over checkpoint files, logged to MLflow.
+
+    The guided run and its baseline each have a checkpoint chain under ``runs/`` and an MLflow
+    run; the baseline's starts at the first gate, forked from the guided checkpoint there.
+    """
+
+    def __init__(self, cfg: Config, spec: RunSpec, stack: contextlib.ExitStack):
+        self.cfg, self.spec, self.stack = cfg, spec, stack
+        self.paths = {"guided": RunPaths.of(cfg, spec.name)}
+        self.configs = {"guided": cfg.to_dict()}
+        self.trackers = {
+            "guided": stack.enter_context(Tracker.start(cfg, spec.name, tags_of(spec)))
+        }
+        ckpt, inherited = tasks.prepare(cfg.to_dict(), self.paths["guided"])
+        self.trackers["guided"].log_history(inherited)
+        self.ckpt = {"guided": ckpt}
+        self.gate_files: dict[int, str] = {}
+        self.guard_note = ""
+
+    def train(self, run: str, first: int, last: int, guidance: Guidance) -> list[dict]:
+        teacher_file = self.gate_files.get(guidance.gate) if guidance.gate is not None else None
+        self.ckpt[run], history = tasks.train(
+            self.configs[run], self.ckpt[run], last, teacher_file, guidance.alpha_scale,
+            self.paths[run], self.trackers[run].log_epoch, self.spec.progress,
+        )  # fmt: skip
+        return history
+
+    def fork_baseline(self) -> None:
+        """Open the baseline's MLflow run and fork its checkpoint from the guided one."""
+        name = f"{self.spec.name}-baseline"
+        base_cfg = baseline_config(self.cfg)
+        guided_id = self.trackers["guided"].run_id
+        tags = tags_of(RunSpec(name=name, mode="baseline", paired_run_id=guided_id))
+        tracker = self.stack.enter_context(Tracker.start(base_cfg, name, tags))
+        pair_runs(guided_id, tracker.run_id)
+        self.paths["baseline"] = RunPaths.of(base_cfg, name)
+        self.configs["baseline"] = base_cfg.to_dict()
+        self.trackers["baseline"] = tracker
+        ckpt, inherited = tasks.prepare(
+            self.configs["baseline"], self.paths["baseline"], self.ckpt["guided"].path
+        )
+        tracker.log_history(inherited)
+        self.ckpt["baseline"] = ckpt
+
+    def mark(self) -> tasks.Checkpoint:
+        return self.ckpt["guided"]  # checkpoints are one file per epoch: the gate's stays
+
+    def rewind(self, mark: tasks.Checkpoint) -> None:
+        self.ckpt["guided"] = mark
+
+    def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]:
+        view = tasks.inspect_gate(self.configs["guided"], self.ckpt["guided"], self.paths["guided"])
+        paths = self.paths["guided"]
+        context = GateFacts(progress, self.guard_note)
+        answer = answer_gate(self.cfg, self.spec, paths, view, context)
+        record_gate(self.spec, view, answer, context, self.trackers["guided"], paths.run_dir)
+        self.gate_files[epoch] = str(answer.edits_path)
+        outcome, _ = recorded_outcome(answer.edits_path)
+        edited = (
+            outcome.edits is not None
+            and teacher_from_edits(outcome.edits, len(view.class_names)).edited
+        )
+        return answer.decision, edited
+
+    def judged(self, verdict: GuardVerdict) -> None:
+        self.guard_note = verdict.line()
+        tracker = self.trackers["guided"]
+        tracker.log_history([{**verdict.metrics(), "epoch": verdict.epoch}])
+        tracker.set_tag(f"guard.{verdict.gate_epoch:04d}", verdict.action)
+        get_run_logger().info(self.guard_note)
+
+    def finish(self) -> dict[str, Any]:
+        """Final evaluation of both runs; the guided summary holds the baseline's."""
+        summaries = {}
+        for run, ckpt in self.ckpt.items():
+            summary = tasks.final_evaluation(self.configs[run], ckpt)
+            self.trackers[run].log_final(summary, tasks.final_model(self.configs[run], ckpt))
+            name = self.spec.name if run == "guided" else f"{self.spec.name}-baseline"
+            summaries[run] = {
+                **summary,
+                "run_name": name,
+                "mlflow_run_id": self.trackers[run].run_id,
+            }
+        if "baseline" in summaries:
+            summaries["guided"]["baseline"] = summaries["baseline"]
+        return summaries["guided"]
 
 
 def named(spec: RunSpec, cfg: Config) -> RunSpec:
@@ -100,53 +178,55 @@ def tags_of(spec: RunSpec) -> dict[str, str]:
     }
 
 
-def answer_gate(cfg, spec: RunSpec, paths, view, last_val) -> gate.GateAnswer:
+@dataclass(frozen=True)
+class GateFacts:
+    """What the lockstep baseline and the guard know at a gate."""
+
+    progress: Progress
+    guard_note: str
+
+    def gap_pp(self, epoch: int) -> float | None:
+        """Guided minus baseline validation accuracy at ``epoch``, pp (None before the fork)."""
+        p = self.progress
+        if epoch not in p.baseline_val:
+            return None
+        return 100 * (p.guided_val[epoch] - p.baseline_val[epoch])
+
+    def since_edit_pp(self, epoch: int) -> float | None:
+        """How the gap moved since the active edit's gate, pp (None without an active edit)."""
+        last = self.progress.last_edit
+        now, then = self.gap_pp(epoch), None if last is None else self.gap_pp(last)
+        return None if now is None or then is None else now - then
+
+
+def answer_gate(cfg, spec: RunSpec, paths, view, facts: GateFacts) -> gate.GateAnswer:
     """Replay, autopilot, or a person at the gate page."""
     if spec.replay_from:
         return gate.replayed(spec.replay_from, view)
     if spec.autopilot:
         return gate.autopilot(spec.autopilot, cfg, paths, view)
-    delta = None if last_val is None else view.val_accuracy - last_val
-    return gate.ask_person(cfg, paths, view, delta)
+    return gate.ask_person(cfg, paths, view, facts)
 
 
-def record_gate(spec: RunSpec, paths, view, answer: gate.GateAnswer, last_val, tracker) -> None:
+def record_gate(spec: RunSpec, view, answer: gate.GateAnswer, facts: GateFacts, tracker, workdir):
     """Version the edits with DVC (a replay's are versioned already), log the gate, one line."""
     md5 = dvc_md5(answer.edits_path) if spec.replay_from else dvc_add(answer.edits_path)
     edits, _ = read_edits(answer.edits_path)
-    delta = None if last_val is None else view.val_accuracy - last_val
     record = GateRecord(
         view.epoch, answer.decision, answer.source, answer.edits_path, edits, md5,
-        view.val_accuracy, delta,
+        view.val_accuracy, facts.gap_pp(view.epoch), facts.since_edit_pp(view.epoch),
     )  # fmt: skip
-    tracker.log_gate(record, view.class_names, paths.run_dir)
+    tracker.log_gate(record, view.class_names, workdir)
     get_run_logger().info(gate_status(record))
 
 
 def gate_status(g: GateRecord) -> str:
     """``gate e4: approve (page), 120 points displaced ...``: one line per gate."""
     size = edits_summary(g.edits)
-    delta = "" if g.val_delta is None else f" ({g.val_delta:+.3f} since the last gate)"
+    gap = "" if g.gap_pp is None else f", {g.gap_pp:+.2f} pp against the baseline"
+    since = "" if g.since_edit_pp is None else f" ({g.since_edit_pp:+.2f} pp since the last edit)"
     return (
         f"gate e{g.epoch}: {g.decision} ({g.source}), {int(size['points_displaced'])} of "
         f"{len(g.edits)} points displaced (mean {size['mean_displacement']:.3g}), "
-        f"val acc {g.val_accuracy:.3f}{delta}, dvc md5 {g.md5[:10] or '-'}"
+        f"val acc {g.val_accuracy:.3f}{gap}{since}, dvc md5 {g.md5[:10] or '-'}"
     )
-
-
-def run_paired_baseline(cfg: Config, spec: RunSpec, guided: dict[str, Any]) -> dict[str, Any]:
-    """The guided run's baseline (same seed), forked from its checkpoint at the first gate."""
-    gates = cfg.hill.gate_epochs
-    fork = str(RunPaths.of(cfg, spec.name).checkpoint(gates[0])) if gates else None
-    baseline = guided_training(
-        baseline_config(cfg).to_dict(),
-        RunSpec(
-            name=f"{spec.name}-baseline",
-            mode="baseline",
-            fork_from=fork,
-            paired_run_id=guided["mlflow_run_id"],
-            progress=spec.progress,
-        ),
-    )
-    pair_runs(guided["mlflow_run_id"], baseline["mlflow_run_id"])
-    return baseline

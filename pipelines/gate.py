@@ -66,12 +66,15 @@ class GateAnswer:
     source: str
 
 
-def ask_person(cfg: Config, paths: RunPaths, view: GateView, val_delta: float | None) -> GateAnswer:
-    """Serve the gate page, pause the flow run until a decision (or the timeout), return it."""
+def ask_person(cfg: Config, paths: RunPaths, view: GateView, facts) -> GateAnswer:
+    """Serve the gate page, pause the flow run until a decision (or the timeout), return it.
+
+    ``facts`` (``pipelines.flow.GateFacts``) carries the lockstep baseline and the guard's note.
+    """
     from interaction_app.server import launch_gate
 
     snapshot, _ = read_snapshot(view.snapshot_path)
-    context = gate_context(cfg, paths, view, val_delta)
+    context = gate_context(cfg, paths, view, facts)
     resumer = PageResumer(FlowRunContext.get().flow_run.id)
     with launch_gate(snapshot, context, resumer, cfg.gate) as page:
         announce(page.url, cfg, paths, view.epoch)
@@ -192,8 +195,8 @@ def replayed(folder: str, view: GateView) -> GateAnswer:
     return GateAnswer(outcome.decision, gate_file(folder, view.epoch), "replay")
 
 
-def gate_context(cfg: Config, paths: RunPaths, view: GateView, val_delta: float | None):
-    """What the gate page shows: the run, its validation history and where the edits go."""
+def gate_context(cfg: Config, paths: RunPaths, view: GateView, facts):
+    """What the gate page shows: the run, both validation histories and where the edits go."""
     from interaction_app.context import GateContext
 
     return GateContext(
@@ -203,11 +206,15 @@ def gate_context(cfg: Config, paths: RunPaths, view: GateView, val_delta: float 
         edits_path=paths.edits(view.epoch),
         config_hash=cfg.hash(),
         class_names=view.class_names,
-        val_accuracy=view.val_history,
+        val_accuracy=[facts.progress.guided_val[e] for e in sorted(facts.progress.guided_val)],
         per_class_accuracy=view.per_class_accuracy,
         confusion=view.confusion,
-        previous_gate_delta=val_delta,
         weights=LossWeights.from_config(cfg.hill),
+        baseline_val_accuracy=[
+            facts.progress.baseline_val[e] for e in sorted(facts.progress.baseline_val)
+        ],
+        last_edit_epoch=facts.progress.last_edit,
+        guard_note=facts.guard_note,
     )
 
 

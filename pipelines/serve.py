@@ -63,7 +63,7 @@ def serve(cfg: Config, cron: str, name: str, autopilot: str | None) -> None:
         from pipelines.flow import RunSpec, guided_training
 
         print(f"Prefect API {api}; UI {api.removesuffix('/api')} shows runs waiting at gates")
-        spec = RunSpec(autopilot=autopilot, paired_baseline=True)
+        spec = RunSpec(autopilot=autopilot)
         with temporary_settings(updates={PREFECT_API_URL: api}):
             guided_training.serve(
                 name=name,

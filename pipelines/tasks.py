@@ -19,8 +19,9 @@ from hill_core.config import Config, from_dict
 from hill_core.data import load_data
 from hill_core.edits import write_snapshot
 from hill_core.evaluate import evaluate
-from hill_core.loop import next_teacher, recorded_outcome
+from hill_core.loop import recorded_outcome
 from hill_core.snapshot import take_snapshot
+from hill_core.teacher import Teacher, teacher_from_edits
 from hill_core.train import TrainState, init_state, load_state, save_state, train_segment
 from pipelines.paths import RunPaths
 
@@ -43,7 +44,6 @@ class GateView:
     snapshot_path: str
     class_names: list[str]
     val_accuracy: float  # at this gate, fraction
-    val_history: list[float]  # val accuracy per epoch so far, index 0 = epoch 1
     per_class_accuracy: list[float]
     confusion: list[list[int]]  # (C, C) validation counts, rows = true class
 
@@ -77,35 +77,48 @@ def train(
     config: dict[str, Any],
     checkpoint: Checkpoint,
     last: int,
-    gate_files: list[str],
+    teacher_file: str | None,
+    alpha_scale: float,
     paths: RunPaths,
     on_epoch: EpochHook | None = None,
     progress: bool = False,
-) -> Checkpoint:
-    """Train from ``checkpoint`` to epoch ``last`` toward the teacher that ``gate_files`` set.
+) -> tuple[Checkpoint, list[dict[str, float]]]:
+    """Train from ``checkpoint`` to epoch ``last`` toward the edit recorded in ``teacher_file``.
 
-    The teacher is rebuilt from the decided gates' edits files with hill_core's own rule, so a
-    segment depends only on files. Epochs run one at a time so that ``on_epoch`` (tracking,
-    progress) sees each as it ends; that trains exactly what one call for the range would.
+    The teacher is rebuilt from the gate's edits file, so a segment depends only on files; None
+    trains plain CE. ``on_epoch`` (tracking, progress) sees each epoch as it ends.
+
+    Returns:
+        the new checkpoint and the segment's per-epoch metrics.
     """
     cfg, state = _load(config, checkpoint.path)
-    teacher = teacher_of(gate_files, cfg, len(state.data.class_names))
+    teacher = teacher_of(teacher_file, len(state.data.class_names))
     with epoch_bar(checkpoint.epoch, cfg.train.epochs, progress) as advance:
-        for epoch in range(checkpoint.epoch + 1, last + 1):
-            state, history = train_segment(state, epoch, epoch, teacher)
-            state.extra.setdefault("history", []).extend(history)  # a fork inherits it
-            advance(history[-1])
+
+        def hook(metrics: dict[str, float]) -> None:
+            state.extra.setdefault("history", []).append(metrics)  # a fork inherits it
+            advance(metrics)
             if on_epoch is not None:
-                on_epoch(history[-1])
-    return Checkpoint(str(save_state(state, paths.checkpoint(last))), last)
+                on_epoch(metrics)
+
+        state.extra["history"] = [
+            m for m in state.extra.get("history", []) if m["epoch"] <= checkpoint.epoch
+        ]  # a re-trained (reverted) segment replaces the first try
+        state, history = train_segment(
+            state, checkpoint.epoch + 1, last, teacher, hook, alpha_scale
+        )
+    return Checkpoint(str(save_state(state, paths.checkpoint(last))), last), history
 
 
-def teacher_of(gate_files: list[str], cfg: Config, num_classes: int):
-    """The teacher after the gates decided in ``gate_files`` (oldest first); None: plain CE."""
-    teacher = None
-    for path in gate_files:
-        teacher = next_teacher(teacher, recorded_outcome(path)[0], cfg, num_classes)
-    return teacher
+def teacher_of(teacher_file: str | None, num_classes: int) -> Teacher | None:
+    """The teacher an approved gate's edits file sets; None (plain CE) without one."""
+    if teacher_file is None:
+        return None
+    outcome, _ = recorded_outcome(teacher_file)
+    if outcome.edits is None:
+        return None
+    teacher = teacher_from_edits(outcome.edits, num_classes)
+    return teacher if teacher.edited else None
 
 
 @task(name="snapshot", cache_policy=NO_CACHE)
@@ -121,7 +134,6 @@ def inspect_gate(config: dict[str, Any], checkpoint: Checkpoint, paths: RunPaths
         snapshot_path=str(snapshot_path),
         class_names=list(data.class_names),
         val_accuracy=val.accuracy,
-        val_history=[m["val_acc"] for m in state.extra.get("history", [])],
         per_class_accuracy=val.per_class_accuracy.tolist(),
         confusion=val.confusion.tolist(),
     )

@@ -129,8 +129,10 @@ class Tracker:
         """A gate's size, val change, decision, DVC hash, edits file and before/after plots."""
         metrics = {f"gate_{k}": v for k, v in edits_summary(gate.edits).items()}
         metrics["gate_val_acc"] = gate.val_accuracy
-        if gate.val_delta is not None:
-            metrics["gate_val_delta"] = gate.val_delta
+        if gate.gap_pp is not None:
+            metrics["gate_vs_baseline_pp"] = gate.gap_pp
+        if gate.since_edit_pp is not None:
+            metrics["gate_since_edit_pp"] = gate.since_edit_pp
         self.log_history([{**metrics, "epoch": gate.epoch}])
         self._later(self._log_gate_files, gate, class_names, workdir)
 
@@ -199,7 +201,8 @@ class GateRecord:
     edits: pd.DataFrame
     md5: str  # DVC's hash of the edits file
     val_accuracy: float
-    val_delta: float | None  # val accuracy change since the previous gate
+    gap_pp: float | None  # guided minus lockstep baseline val accuracy at this gate, pp
+    since_edit_pp: float | None  # how that gap moved since the active edit's gate, pp
 
 
 def run_tags(cfg: Config, tags: dict[str, str]) -> dict[str, str]:

@@ -43,23 +43,29 @@ def synthetic_snapshot(n: int, num_classes: int = 10, seed: int = 0) -> pd.DataF
     )
 
 
-def synthetic_context(edits_path: Path, num_classes: int = 10) -> GateContext:
-    """A gate after epoch 4 of a made-up run, with plausible accuracy history and confusion."""
+def synthetic_context(edits_path: Path, num_classes: int = 10, gate_epoch: int = 4) -> GateContext:
+    """A gate after ``gate_epoch`` of a made-up run: guided and lockstep-baseline accuracy
+    histories of ``gate_epoch`` epochs each (equal up to the fork at epoch 4, the guided run a
+    little below afterwards), a confusion matrix, and no edit active yet.
+    """
     rng = np.random.default_rng(1)
     confusion = rng.integers(0, 6, size=(num_classes, num_classes))
     np.fill_diagonal(confusion, rng.integers(80, 120, size=num_classes))
     per_class = (np.diag(confusion) / confusion.sum(1)).tolist()
+    epochs = np.arange(1, gate_epoch + 1)
+    baseline = 0.955 - 0.245 * 0.55 ** (epochs - 1)  # 0.71, 0.82, 0.88, 0.91, ...
+    drift = np.where(epochs > 4, -0.003 * (epochs - 4) + 0.002 * np.sin(epochs), 0.0)
     return GateContext(
         run_name="digits-guided",
         run_id="run0001",
-        gate_epoch=4,
+        gate_epoch=gate_epoch,
         edits_path=Path(edits_path),
         config_hash="cafebabe12345678",
         class_names=[str(c) for c in range(num_classes)],
-        val_accuracy=[0.71, 0.83, 0.88, 0.905],
+        val_accuracy=np.round(baseline + drift, 4).tolist(),
         per_class_accuracy=per_class,
         confusion=confusion.tolist(),
-        previous_gate_delta=0.012,
+        baseline_val_accuracy=np.round(baseline, 4).tolist(),
     )
 
 

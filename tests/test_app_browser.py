@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -183,3 +184,47 @@ def test_zoom_pan_undo_merge_and_second_tab(page, gate, browser):
     assert [d.decision for d in decisions] == ["skip"]
     time.sleep(0.2)
     assert page.errors == []
+
+
+def test_second_gate_context_panel_shows_guided_against_baseline(browser, tmp_path):
+    """Gate 8 after an edit at gate 4: the chart fits the side panel, the figures are right."""
+    context = replace(
+        synthetic_context(tmp_path / "edits.parquet", gate_epoch=8), last_edit_epoch=4
+    )
+    g, b = context.val_accuracy, context.baseline_val_accuracy
+    assert len(g) == len(b) == 8
+    since = 100 * ((g[7] - b[7]) - (g[3] - b[3]))
+    since_text = f"{since:+.2f} pp".replace("-", "\u2212")
+    with launch_gate(synthetic_snapshot(300), context, lambda d: None, GateConfig()) as server:
+        bctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = bctx.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url)
+        wait_ready(page)
+        chart = page.locator("svg.hill-val-chart")
+        chart.wait_for(state="visible")
+        geometry = chart.evaluate(
+            """svg => {
+              const panel = svg.closest('.column') || svg.closest('.hill-ctx');
+              const box = r => ({left: r.left, right: r.right, width: r.width, height: r.height});
+              return {
+                chart: box(svg.getBoundingClientRect()),
+                panel: box(panel.getBoundingClientRect()),
+                ctx: box(svg.closest('.hill-ctx').getBoundingClientRect()),
+                series: Array.from(svg.querySelectorAll('polyline[data-series]')).map(p => [
+                  p.dataset.series, Number(p.dataset.points), p.points.numberOfItems,
+                ]),
+              };
+            }"""
+        )
+        page_text = page.inner_text("body")
+        bctx.close()
+    chart_box, panel = geometry["chart"], geometry["panel"]
+    assert chart_box["width"] > 200 and 100 <= chart_box["height"] <= 180, chart_box
+    assert chart_box["left"] >= panel["left"] - 0.5 and chart_box["right"] <= panel["right"] + 0.5
+    assert chart_box["right"] <= geometry["ctx"]["right"] + 0.5
+    assert sorted(geometry["series"]) == [["baseline", 8, 8], ["guided", 8, 8]]
+    assert f"Since your last edit (gate 4): guided {since_text} against the baseline" in page_text
+    assert f"Now: guided {100 * g[7]:.1f} % · baseline {100 * b[7]:.1f} %" in page_text
+    assert errors == []

@@ -15,7 +15,7 @@ def test_project_params_and_presets_load():
         cfg = load_config(ROOT / "configs" / f"{preset}.yaml")
         assert cfg.data.name == name
         assert cfg.train.epochs == 50 and cfg.hill.gate_epochs == [25, 30, 35, 40]
-        assert (cfg.hill.alpha, cfg.hill.lam) == (0.5, 0.1)
+        assert cfg.hill.alpha == 0.5
         assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size) == ("adam", 1e-4, 512)
 
 

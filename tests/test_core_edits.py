@@ -120,18 +120,22 @@ def test_malformed_files_on_read_name_the_file(tmp_path, snapshot):
 
 
 def test_teacher_from_edits_follows_the_definitions(snapshot):
-    edits = edited(snapshot)
+    edits = edited(snapshot)  # every point shifted by +1 in x; sample 103 moved on its own
     teacher = teacher_from_edits(edits, 4)
-    q = edits[["x_after", "y_after"]].to_numpy()
+    p = edits[["x_before", "y_before"]].to_numpy()
     for c in range(3):
-        points = q[edits["label"] == c]
+        points = p[edits["label"] == c]
         mu = points.mean(0)
-        assert np.allclose(teacher.centers[c].numpy(), mu, atol=1e-6)
-        assert np.isclose(float(teacher.spreads[c]), np.linalg.norm(points - mu, axis=1).mean())
-    assert teacher.present.tolist() == [True, True, True, False]
+        assert np.allclose(teacher.gate_centers[c].numpy(), mu, atol=1e-6)
+        assert np.isclose(
+            float(teacher.gate_spreads[c]), np.linalg.norm(points - mu, axis=1).mean()
+        )
+        assert np.allclose(teacher.shifts[c].numpy(), [1.0, 0.0], atol=1e-6)
+    assert teacher.shifted.tolist() == [True, True, True, False]
+    assert not teacher.scaled.any() and not teacher.anchors.any()
     assert teacher.moved_ids.tolist() == [103]
-    rms = np.sqrt(((q - q.mean(0)) ** 2).sum(1).mean())
-    assert teacher.rms_radius == pytest.approx(rms)
+    rms = np.sqrt(((p - p.mean(0)) ** 2).sum(1).mean())
+    assert float(teacher.gate_radius) == pytest.approx(rms, rel=1e-6)
 
 
 def test_edit_summary_counts_moves(snapshot):

@@ -1,12 +1,16 @@
 """Training determinism: the baseline is plain CE, and resume equals uninterrupted training."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hill_core.config import Config
 from hill_core.data import load_data
-from hill_core.loop import GateOutcome, run_guided
+from hill_core.edits import make_edits
+from hill_core.evaluate import evaluate
+from hill_core.loop import GateOutcome, baseline_config, run_guided
 from hill_core.models import build_model
+from hill_core.teacher import teacher_from_edits
 from hill_core.train import epoch_loader, init_state, load_state, save_state, train_segment
 from hill_core.users import simulated_edits
 
@@ -44,16 +48,15 @@ def test_baseline_equals_a_hand_written_ce_loop():
     assert_same_weights(state.model, model)
 
 
+def compact_answer(state, snap, gate, val):
+    return GateOutcome("approve", simulated_edits("compactness", snap, val.confusion, 0, "r", gate))
+
+
 def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     cfg = small_config(**{"model.dropout": 0.3})  # dropout consumes RNG: resume must restore it
     data = load_data(cfg.data, cfg.base.seed)
-
-    def answer(state, snap, gate, val):
-        return GateOutcome(
-            "approve", simulated_edits("compactness", snap, val.confusion, 0, "r", gate)
-        )
-
-    straight = run_guided(cfg, data, answer)
+    straight = run_guided(cfg, data, compact_answer, lockstep=False)
+    teacher = teacher_from_edits(straight.gates[2].edits, data.num_classes)
 
     first = init_state(cfg, data)
     first, _ = train_segment(first, 1, 2, None)
@@ -61,10 +64,56 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     del first
     resumed = load_state(tmp_path / "ckpt.pt", cfg, data)
     assert resumed.epoch == 2
-    finished = run_guided(cfg, data, answer, state=resumed)
-    assert_same_weights(straight.state.model, finished.state.model)
-    assert finished.test.accuracy == straight.test.accuracy
-    assert [h["l_human"] for h in finished.history] == [h["l_human"] for h in straight.history[2:]]
+    resumed, history = train_segment(resumed, 3, EPOCHS, teacher)
+    assert_same_weights(straight.state.model, resumed.model)
+    assert [h["l_human"] for h in history] == [h["l_human"] for h in straight.history[2:]]
+
+
+def test_lockstep_baseline_equals_a_baseline_trained_alone():
+    cfg = small_config(**{"model.dropout": 0.3})
+    data = load_data(cfg.data, cfg.base.seed)
+    guided = run_guided(cfg, data, compact_answer)  # the guided run's dropout interleaves
+    alone = init_state(baseline_config(cfg), data)
+    alone, _ = train_segment(alone, 1, EPOCHS, None)
+    assert_same_weights(guided.baseline.model, alone.model)
+    assert (
+        guided.baseline_test.accuracy
+        == evaluate(alone.model, data.test, alone.device, data.num_classes).accuracy
+    )
+
+
+def test_an_unedited_approval_trains_exactly_like_the_baseline():
+    cfg = small_config(**{"model.dropout": 0.3})
+    data = load_data(cfg.data, cfg.base.seed)
+
+    def noedit(state, snap, gate, val):
+        return GateOutcome("approve", simulated_edits("noedit", snap, val.confusion, 0, "r", gate))
+
+    result = run_guided(cfg, data, noedit)
+    assert_same_weights(result.state.model, result.baseline.model)
+    assert [h["teacher_active"] for h in result.history] == [0.0] * EPOCHS
+
+
+def test_the_guard_reverts_a_harmful_teacher_to_the_baseline_path():
+    """A constructed harmful edit: every class dragged onto one spot, every point moved there."""
+    cfg = small_config(**{"train.epochs": 6, "hill.guard": "revert", "hill.alpha": 0.9})
+    data = load_data(cfg.data, cfg.base.seed)
+
+    def collapse(state, snap, gate, val):
+        n = len(snap)
+        edits = make_edits(snap, np.zeros(n), np.zeros(n), np.ones(n, bool), "r", gate)
+        return GateOutcome("approve", edits)
+
+    unguarded = run_guided(cfg.replace(**{"hill.guard": "off"}), data, collapse)
+    (harm,) = unguarded.progress.verdicts
+    assert harm.action == "keep" and harm.gain_pp < -cfg.hill.guard_tolerance
+    guarded = run_guided(cfg, data, collapse)
+    (verdict,) = guarded.progress.verdicts
+    assert verdict.action == "revert" and verdict.gain_pp == harm.gain_pp
+    # No teacher was active before the gate: re-training without it is the baseline's path.
+    assert_same_weights(guarded.state.model, guarded.baseline.model)
+    assert [h["epoch"] for h in guarded.history] == list(range(1, 7))
+    assert guarded.progress.guided_val == guarded.progress.baseline_val
 
 
 def test_segments_report_every_term_every_epoch():
@@ -73,11 +122,11 @@ def test_segments_report_every_term_every_epoch():
 
     def answer(state, snap, gate, val):
         return GateOutcome(
-            "approve", simulated_edits("separation", snap, val.confusion, 0, "r", gate)
+            "approve", simulated_edits("compactness", snap, val.confusion, 0, "r", gate)
         )
 
-    result = run_guided(cfg, data, answer)
-    keys = {"ce", "l_center", "l_spread", "l_sep", "l_point", "l_human", "scale", "loss"}
+    result = run_guided(cfg, data, answer, lockstep=False)
+    keys = {"ce", "l_center", "l_spread", "l_point", "l_human", "alpha", "loss"}
     assert len(result.history) == EPOCHS
     assert all(
         keys | {"val_acc", "train_acc", "teacher_active"} <= h.keys() for h in result.history
