@@ -63,7 +63,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class HillConfig:
-    alpha: float = 0.5  # weight of L_human; (1 - alpha) weighs CE while an edit is active
+    alpha: float = 0.2  # weight of L_human; (1 - alpha) weighs CE while an edit is active
     w_center: float = 1.0  # shifted classes (moves, merges, separations)
     w_spread: float = 1.0  # scaled classes (compact or spread)
     w_point: float = 1.0  # points moved one by one

@@ -26,7 +26,7 @@ TINY = 1e-12  # guards divisions where the numerator is 0 too (coincident points
 class LossWeights:
     """alpha and the three component weights (HillConfig holds the same numbers)."""
 
-    alpha: float = 0.5
+    alpha: float = 0.2
     w_center: float = 1.0
     w_spread: float = 1.0
     w_point: float = 1.0

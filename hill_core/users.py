@@ -1,4 +1,4 @@
-"""Simulated users (HILL.md, "Simulated users"): pure functions from a snapshot to target positions.
+"""Simulated users (docs/method.md, "Simulated users"): pure functions from a snapshot to targets.
 
 Each strategy takes the snapshot table, the validation confusion matrix (C, C) of counts (rows =
 true class) and a numpy Generator, and returns ``(x_after (N,), y_after (N,), moved (N,) bool)``.

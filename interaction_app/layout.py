@@ -144,7 +144,7 @@ class Readout:
         return q, moved
 
     def __call__(self, ops: dict[str, Any]) -> dict[str, float]:
-        """L_center, L_spread, L_sep, L_point, L_human and scale of the current layout."""
+        """L_center, L_spread, L_point and L_human of the current layout against the edit."""
         q, moved = self.positions(ops)
         if not np.isfinite(q).all():
             raise ValueError("readout: edit state holds a non-finite position")

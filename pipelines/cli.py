@@ -32,7 +32,7 @@ AutopilotOpt = Annotated[
     str | None,
     typer.Option(
         help="Answer gates with a simulated user: compactness, separation, merge, "
-        "fix-outliers or adversarial (unattended runs).",
+        "fix-outliers, confusion, adversarial or noedit (unattended runs).",
     ),
 ]
 MetricsOpt = Annotated[
@@ -192,6 +192,39 @@ def serve(
 
     _check_strategy(autopilot)
     serve_flow(_config(params, sets), cron, name, autopilot)
+
+
+@app.command()
+def study(
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated simulated users, or all (noedit is the control).")
+    ] = "all",
+    seeds: Annotated[int, typer.Option(help="Seeds base.seed, base.seed+1, ...", min=2)] = 5,
+    guard: Annotated[
+        str | None, typer.Option(help="Override hill.guard: off, revert or adapt.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Study name (a stopped study resumes under its name).")
+    ] = None,
+    dask: Annotated[
+        str | None, typer.Option(help="Address of an existing Dask cluster (default: local).")
+    ] = None,
+) -> None:
+    """Every strategy against its paired baseline over several seeds: Δ test accuracy with a 95 %
+    t-interval, Δ macro-F1 and seeds improved, printed and saved as study.csv and study.png."""
+    from hill_core.users import STRATEGIES
+    from pipelines.study import run_study
+
+    chosen = list(STRATEGIES) if strategies == "all" else strategies.split(",")
+    for strategy in chosen:
+        _check_strategy(strategy)
+    cfg = _config(params, [*(sets or []), *([f"hill.guard={guard}"] if guard else [])])
+    name = name or f"study-{cfg.data.name}-{cfg.hash()[:8]}-{seeds}x{len(chosen)}"
+    text = run_study(cfg, chosen, seeds, name, dask)
+    typer.echo(text)
+    typer.echo(f"\nWrote {cfg.base.run_dir}/{name}/study.csv and study.png")
 
 
 @app.command()

@@ -19,8 +19,7 @@ from pydantic import BaseModel
 from hill_core.config import Config, from_dict
 from hill_core.edits import edits_summary, read_edits
 from hill_core.guard import GuardVerdict
-from hill_core.loop import Guidance, Progress, baseline_config, drive, recorded_outcome
-from hill_core.teacher import teacher_from_edits
+from hill_core.loop import Guidance, Progress, baseline_config, drive
 from hill_core.users import STRATEGIES
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
@@ -36,6 +35,7 @@ class RunSpec(BaseModel):
     autopilot: str | None = None  # a simulated-user strategy answers the gates, not a person
     replay_from: str | None = None  # replay: the recorded edits folder that answers the gates
     paired_run_id: str | None = None  # baseline: MLflow run id of its guided run
+    parent_run_id: str | None = None  # MLflow parent run (a study's), for both runs of a pair
     progress: bool = False  # progress bars in the terminal
 
 
@@ -77,6 +77,7 @@ class FlowSteps:
         self.ckpt = {"guided": ckpt}
         self.gate_files: dict[int, str] = {}
         self.guard_note = ""
+        self.reverts = 0
 
     def train(self, run: str, first: int, last: int, guidance: Guidance) -> list[dict]:
         teacher_file = self.gate_files.get(guidance.gate) if guidance.gate is not None else None
@@ -91,7 +92,9 @@ class FlowSteps:
         name = f"{self.spec.name}-baseline"
         base_cfg = baseline_config(self.cfg)
         guided_id = self.trackers["guided"].run_id
-        tags = tags_of(RunSpec(name=name, mode="baseline", paired_run_id=guided_id))
+        spec = RunSpec(name=name, mode="baseline", paired_run_id=guided_id,
+                       parent_run_id=self.spec.parent_run_id)  # fmt: skip
+        tags = tags_of(spec)
         tracker = self.stack.enter_context(Tracker.start(base_cfg, name, tags))
         pair_runs(guided_id, tracker.run_id)
         self.paths["baseline"] = RunPaths.of(base_cfg, name)
@@ -116,15 +119,12 @@ class FlowSteps:
         answer = answer_gate(self.cfg, self.spec, paths, view, context)
         record_gate(self.spec, view, answer, context, self.trackers["guided"], paths.run_dir)
         self.gate_files[epoch] = str(answer.edits_path)
-        outcome, _ = recorded_outcome(answer.edits_path)
-        edited = (
-            outcome.edits is not None
-            and teacher_from_edits(outcome.edits, len(view.class_names)).edited
-        )
-        return answer.decision, edited
+        teacher = tasks.teacher_of(str(answer.edits_path), len(view.class_names))
+        return answer.decision, teacher is not None
 
     def judged(self, verdict: GuardVerdict) -> None:
         self.guard_note = verdict.line()
+        self.reverts += verdict.action == "revert"
         tracker = self.trackers["guided"]
         tracker.log_history([{**verdict.metrics(), "epoch": verdict.epoch}])
         tracker.set_tag(f"guard.{verdict.gate_epoch:04d}", verdict.action)
@@ -142,6 +142,7 @@ class FlowSteps:
                 "run_name": name,
                 "mlflow_run_id": self.trackers[run].run_id,
             }
+        summaries["guided"]["guard_reverts"] = self.reverts
         if "baseline" in summaries:
             summaries["guided"]["baseline"] = summaries["baseline"]
         return summaries["guided"]
@@ -175,6 +176,7 @@ def tags_of(spec: RunSpec) -> dict[str, str]:
         "hill.paired_run_id": spec.paired_run_id or "",
         "hill.replay_of": spec.replay_from or "",
         "hill.prefect_flow_run_id": str(context.flow_run.id) if context else "",
+        "mlflow.parentRunId": spec.parent_run_id or "",
     }
 
 

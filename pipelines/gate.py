@@ -178,7 +178,7 @@ def settle(got: GateDecisionInput, cfg: Config, epoch: int) -> GateAnswer:
 
 
 def autopilot(strategy: str, cfg: Config, paths: RunPaths, view: GateView) -> GateAnswer:
-    """A simulated user with ``strategy`` edits and approves (HILL.md, "Simulated users")."""
+    """A simulated user with ``strategy`` edits and approves (docs/method.md, "Simulated users")."""
     import numpy as np
 
     snapshot, _ = read_snapshot(view.snapshot_path)

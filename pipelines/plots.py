@@ -74,3 +74,22 @@ def _save(fig, path: Path | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def study_png(summary: pd.DataFrame, title: str, path: Path | str) -> Path:
+    """Mean Δ test accuracy per strategy (pp) with its 95 % t-interval, zero marked."""
+    fig = _figure(figsize=(7, 3.5), dpi=100)
+    ax = fig.add_subplot()
+    y = np.arange(len(summary))
+    mean = summary["delta_acc_pp"].to_numpy()
+    low = np.nan_to_num(mean - summary["ci_low_pp"].to_numpy())
+    high = np.nan_to_num(summary["ci_high_pp"].to_numpy() - mean)
+    colors = ["#2ca02c" if m > 0 else "#d62728" if m < 0 else "#7f7f7f" for m in mean]
+    ax.barh(y, mean, xerr=[low, high], color=colors, capsize=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, summary["strategy"])
+    ax.invert_yaxis()
+    ax.set_xlabel("Δ test accuracy against the paired baseline (pp), mean and 95 % CI")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

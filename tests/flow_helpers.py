@@ -7,16 +7,18 @@ gate page's HTTP API (as a script would) or through Prefect's own resume API.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
+import pytest
 import yaml
 
 from hill_core.config import Config, load_config
@@ -29,6 +31,35 @@ TINY = [  # about 10 s of CPU per run: 4 epochs of digits, gates after epochs 2 
     "hill.snapshot_size=100",
     "gate.poll_interval_s=1",
 ]
+
+
+QUIET = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "MPLBACKEND": "Agg",
+}
+
+
+@contextlib.contextmanager
+def prefect_project(root: Path) -> Iterator[tuple[Path, Config]]:
+    """``root`` as a tmp project and the working directory, with a Prefect test server."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in {**QUIET, "PREFECT_HOME": str(root / ".prefect")}.items():
+            env.setenv(key, value)
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.chdir(root)
+        cfg = make_project(root)
+        with prefect_test_harness():
+            yield root, cfg
+
+
+def mlflow_client():
+    from pipelines.tracking import client
+
+    return client()
 
 
 def make_project(root: Path, overrides: list[str] = ()) -> Config:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from flow_helpers import GateAnswerer, make_project, via_page, via_prefect
+from flow_helpers import GateAnswerer, mlflow_client, prefect_project, via_page, via_prefect
 
 from hill_core.edits import read_edits
 
@@ -24,28 +24,13 @@ EPOCH_METRICS = [
     "train_acc", "val_acc", "val_f1", "ce", "l_center", "l_spread", "l_point",
     "l_human", "loss", "lr", "teacher_active", "alpha",
 ]  # fmt: skip
-QUIET = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "MPLBACKEND": "Agg",
-}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A tmp project as the working directory, with a Prefect test server for this module."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    root = tmp_path_factory.mktemp("project")
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in {**QUIET, "PREFECT_HOME": str(root / ".prefect")}.items():
-            env.setenv(key, value)
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.chdir(root)
-        cfg = make_project(root)
-        with prefect_test_harness():
-            yield root, cfg
+    with prefect_project(tmp_path_factory.mktemp("project")) as (root, cfg):
+        yield root, cfg
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +40,9 @@ def guided(project):
 
     _, cfg = project
     with GateAnswerer(via_page("approve")) as person:
-        state = guided_training(
-            cfg.to_dict(), RunSpec(name="page-run"), return_state=True
-        )
+        state = guided_training(cfg.to_dict(), RunSpec(name="page-run"), return_state=True)
     assert not person.errors, person.errors
     return state, person
-
-
-def mlflow_client():
-    from pipelines.tracking import client
-
-    return client()
 
 
 def flow_run_logs(flow_run_id) -> list[str]:

@@ -175,8 +175,7 @@ function showReadout(r, ms) {
   $(".hill-readout").innerHTML =
     `<b>What this edit asks of the model</b> (L_human of the current layout against the edited one): ` +
     `L_center <code>${f(r.l_center)}</code> · L_spread <code>${f(r.l_spread)}</code> · ` +
-    `L_sep <code>${f(r.l_sep)}</code> · L_point <code>${f(r.l_point)}</code> · ` +
-    `<b>L_human <code>${f(r.l_human)}</code></b> · scale <code>${f(r.scale)}</code> ` +
+    `L_point <code>${f(r.l_point)}</code> · <b>L_human <code>${f(r.l_human)}</code></b> ` +
     `<span class="hill-muted">(${ms.toFixed(0)} ms)</span>`;
 }
 
