@@ -47,6 +47,8 @@ class GuardVerdict:
         """For MLflow, at step ``epoch``."""
         return {
             "guard_gain_pp": self.gain_pp,
+            "guard_guided_val_acc": self.guided_acc,
+            "guard_baseline_val_acc": self.baseline_acc,
             "guard_reverted": float(self.action == "revert"),
             "guard_alpha_scale": self.alpha_scale,
         }
