@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import pickle
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,12 @@ from hill_core.projection import Projection, fit_projection
 from hill_core.sampling import stratified_sample
 from hill_core.teacher import Teacher
 
-CHECKPOINT_VERSION = 1
+# 2: RNG states are plain lists, so a checkpoint loads with torch.load(weights_only=True).
+CHECKPOINT_VERSION = 2
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely; the message names the file, in one line."""
 
 
 @dataclass
@@ -227,11 +233,38 @@ def fork_state(state: TrainState, cfg: Config | None = None) -> TrainState:
 
 
 def load_state(path: str | Path, cfg: Config, data: DataBundle) -> TrainState:
-    """Rebuild a :class:`TrainState` from :func:`save_state`'s file and restore every RNG."""
-    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=False)
+    """Rebuild a :class:`TrainState` from :func:`save_state`'s file and restore every RNG.
+
+    The file is read with ``weights_only=True``: tensors and plain containers only, so a crafted
+    or foreign checkpoint cannot run code while it loads.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, not a hill checkpoint, or holds objects
+            beyond tensors and plain data.
+    """
+    checkpoint = read_checkpoint(path)
     if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {checkpoint.get('version')} is not supported")
+        raise CheckpointError(
+            f"{path}: checkpoint version {checkpoint.get('version')} is not supported "
+            f"(this hill writes version {CHECKPOINT_VERSION})"
+        )
     return restore_state(checkpoint, cfg, data)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict of ``path``, loaded with ``weights_only=True``, or one clear error."""
+    try:
+        checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: refused, not plain tensors and data ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: not a hill checkpoint")
+    return checkpoint
 
 
 def restore_state(checkpoint: dict, cfg: Config, data: DataBundle) -> TrainState:
@@ -252,9 +285,11 @@ def restore_state(checkpoint: dict, cfg: Config, data: DataBundle) -> TrainState
 
 
 def _rng_states() -> dict:
+    """Every RNG state, in types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
     states = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -264,7 +299,8 @@ def _rng_states() -> dict:
 
 def _set_rng_states(states: dict) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,6 +1,7 @@
 """Training determinism: the baseline is plain CE, and resume equals uninterrupted training."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -11,7 +12,14 @@ from hill_core.evaluate import evaluate
 from hill_core.loop import GateOutcome, baseline_config, run_guided
 from hill_core.models import build_model
 from hill_core.teacher import teacher_from_edits
-from hill_core.train import epoch_loader, init_state, load_state, save_state, train_segment
+from hill_core.train import (
+    CheckpointError,
+    epoch_loader,
+    init_state,
+    load_state,
+    save_state,
+    train_segment,
+)
 from hill_core.users import simulated_edits
 
 EPOCHS = 4
@@ -133,3 +141,36 @@ def test_segments_report_every_term_every_epoch():
     )
     assert [h["teacher_active"] for h in result.history] == [0.0, 0.0, 1.0, 1.0]
     assert result.history[2]["l_human"] > 0 and result.history[0]["l_human"] == 0
+
+
+class _RunsCode:
+    """Pickles as a call that writes a file: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_a_crafted_checkpoint_runs_no_code(tmp_path):
+    cfg = small_config()
+    data = load_data(cfg.data, cfg.base.seed)
+    path = save_state(init_state(cfg, data), tmp_path / "ckpt.pt")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["extra"] = {"payload": _RunsCode(tmp_path / "pwned")}
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt: refused"):
+        load_state(path, cfg, data)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_truncated_or_missing_checkpoint_is_one_clear_error(tmp_path):
+    cfg = small_config()
+    data = load_data(cfg.data, cfg.base.seed)
+    path = save_state(init_state(cfg, data), tmp_path / "ckpt.pt")
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt: not a readable checkpoint"):
+        load_state(path, cfg, data)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_state(tmp_path / "gone.pt", cfg, data)

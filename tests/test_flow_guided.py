@@ -17,6 +17,7 @@ import torch
 from flow_helpers import GateAnswerer, mlflow_client, prefect_project, via_page, via_prefect
 
 from hill_core.edits import read_edits
+from hill_core.train import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -139,8 +140,8 @@ def test_forked_baseline_equals_a_baseline_from_scratch(guided, project):
     scratch = guided_training(
         baseline_config(cfg).to_dict(), RunSpec(name="scratch", mode="baseline")
     )
-    a = torch.load(forked["checkpoint"], weights_only=False)["model"]
-    b = torch.load(scratch["checkpoint"], weights_only=False)["model"]
+    a = read_checkpoint(forked["checkpoint"])["model"]
+    b = read_checkpoint(scratch["checkpoint"])["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert forked["test_accuracy"] == scratch["test_accuracy"]
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 from flow_helpers import mlflow_client, prefect_project
 
+from hill_core.train import read_checkpoint
+
 pytestmark = pytest.mark.slow
 
 
@@ -43,7 +45,7 @@ def test_the_flow_and_the_in_process_loop_train_the_same_weights(project):
         (flow_run, in_process.state),
         (flow_run["baseline"], in_process.baseline),
     ]:
-        weights = torch.load(flow_summary["checkpoint"], weights_only=False)["model"]
+        weights = read_checkpoint(flow_summary["checkpoint"])["model"]
         assert all(torch.equal(weights[k], v) for k, v in state.model.state_dict().items())
     assert flow_run["test_accuracy"] == in_process.test.accuracy
     reverts = sum(v.action == "revert" for v in in_process.progress.verdicts)
