@@ -56,13 +56,9 @@ def start_services(cfg) -> float:
 def bare(cfg, strategy: str) -> tuple[float, float]:
     """Seconds and test accuracy of the same guided run in one process, no services."""
     from hill_core.data import load_data
-    from hill_core.loop import GateOutcome, run_guided
-    from hill_core.users import simulated_edits
+    from hill_core.loop import autopilot_answers, run_guided
 
-    def answer(state, snapshot, gate_epoch, val):
-        edits = simulated_edits(strategy, snapshot, val.confusion, cfg.base.seed, "b", gate_epoch)
-        return GateOutcome("approve", edits)
-
+    answer = autopilot_answers(strategy, Path("bare-edits"))  # records gates as the flow does
     start = time.perf_counter()
     result = run_guided(cfg, load_data(cfg.data, cfg.base.seed), answer)
     return time.perf_counter() - start, result.test.accuracy

@@ -61,12 +61,14 @@ class EditsMeta:
     config_hash: str
     decision: str = "approve"
     schema_version: int = SCHEMA_VERSION
+    source: str = ""  # who decided: page | prefect | timeout | autopilot:<strategy>
 
     def to_bytes(self) -> dict[bytes, bytes]:
         return {
             b"hill.schema_version": str(self.schema_version).encode(),
             b"hill.config_hash": self.config_hash.encode(),
             b"hill.decision": self.decision.encode(),
+            b"hill.source": self.source.encode(),
         }
 
 
@@ -155,6 +157,7 @@ def read_edits(
     meta = EditsMeta(
         config_hash=raw.get(b"hill.config_hash", b"").decode(),
         decision=raw.get(b"hill.decision", b"approve").decode(),
+        source=raw.get(b"hill.source", b"").decode(),  # absent in files of earlier versions
     )
     if meta.decision not in DECISIONS:
         raise EditsError(f"{path}: decision {meta.decision!r} is not one of {', '.join(DECISIONS)}")

@@ -20,20 +20,14 @@ import pandas as pd
 
 from hill_core.config import Config
 from hill_core.data import DataBundle
-from hill_core.edits import read_edits
+from hill_core.decision import GateDecision
+from hill_core.edits import EditsMeta, read_edits, write_edits
 from hill_core.evaluate import EvalResult, evaluate
 from hill_core.guard import GuardVerdict, judge
 from hill_core.snapshot import take_snapshot
-from hill_core.teacher import Teacher, teacher_from_edits
+from hill_core.teacher import Teacher
 from hill_core.train import TrainState, fork_state, init_state, train_segment
-
-
-@dataclass(frozen=True)
-class GateOutcome:
-    """What a gate decided: approve (with its edits), skip, or stop."""
-
-    decision: str
-    edits: pd.DataFrame | None = None
+from hill_core.users import simulated_edits
 
 
 @dataclass(frozen=True)
@@ -141,8 +135,8 @@ def _guard(cfg, steps, progress, guidance, previous, mark, segment) -> Guidance:
     return dataclasses.replace(guidance, alpha_scale=verdict.alpha_scale)
 
 
-# (state, snapshot table, gate epoch, validation result) -> the gate's outcome
-AnswerGate = Callable[[TrainState, pd.DataFrame, int, EvalResult], GateOutcome]
+# (state, snapshot table, gate epoch, validation result) -> the recorded decision
+AnswerGate = Callable[[TrainState, pd.DataFrame, int, EvalResult], GateDecision]
 EpochHook = Callable[[str, dict[str, float]], None]  # (run: guided | baseline, metrics)
 
 
@@ -152,7 +146,7 @@ class RunResult:
     baseline: TrainState | None = None
     history: list[dict[str, float]] = field(default_factory=list)  # guided, one dict per epoch
     baseline_history: list[dict[str, float]] = field(default_factory=list)
-    gates: dict[int, GateOutcome] = field(default_factory=dict)  # by gate epoch
+    gates: dict[int, GateDecision] = field(default_factory=dict)  # by gate epoch
     progress: Progress | None = None
     test: EvalResult | None = None
     baseline_test: EvalResult | None = None
@@ -192,18 +186,12 @@ class InProcess:
     def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]:
         state, data = self.result.state, self.result.state.data
         val = evaluate(state.model, data.val, state.device, data.num_classes)
-        outcome = self.answer_gate(state, take_snapshot(state), epoch, val)
-        self.result.gates[epoch] = outcome
-        edited = False
-        if outcome.decision == "approve":
-            if outcome.edits is None:
-                raise ValueError(
-                    "an approved gate needs its edits table (unedited if nothing moved)"
-                )
-            teacher = teacher_from_edits(outcome.edits, data.num_classes)
-            edited = teacher.edited
+        decided = self.answer_gate(state, take_snapshot(state), epoch, val).verified()
+        self.result.gates[epoch] = decided
+        teacher = decided.teacher(data.num_classes)
+        if teacher is not None:
             self.teachers[epoch] = teacher
-        return outcome.decision, edited
+        return decided.decision, teacher is not None
 
     def judged(self, verdict: GuardVerdict) -> None:
         pass  # the verdicts are in the returned Progress
@@ -232,24 +220,40 @@ def gate_file(folder: str | Path, gate_epoch: int) -> Path:
     return Path(folder) / f"gate_{gate_epoch:04d}.parquet"
 
 
-def recorded_outcome(path: str | Path) -> tuple[GateOutcome, pd.DataFrame]:
-    """The outcome a gate's edits file records, and its table (for checks against a snapshot)."""
-    edits, meta = read_edits(path)
-    return GateOutcome(meta.decision, edits if meta.decision == "approve" else None), edits
-
-
 def recorded_answers(folder: str | Path) -> AnswerGate:
-    """Answer each gate with the decision and edits recorded in ``folder``: a replay, no person.
+    """Answer each gate with the decision recorded in ``folder``: a replay, no person.
 
     The recorded snapshot rows are checked against the replayed snapshot (ids, labels), so a
     replay with other data or config fails loudly instead of drifting.
     """
 
-    def answer(state, snapshot, gate_epoch, val):
+    def answer(state, snapshot, gate_epoch, val) -> GateDecision:
         path = gate_file(folder, gate_epoch)
-        outcome, edits = recorded_outcome(path)
+        edits, _ = read_edits(path)
         if sorted(edits["sample_id"]) != sorted(snapshot["sample_id"]):
             raise ValueError(f"{path}: recorded items differ from the replayed snapshot")
-        return outcome
+        return GateDecision.recorded(path, source="replay")
+
+    return answer
+
+
+def simulated_decision(
+    strategy: str, snapshot: pd.DataFrame, confusion, cfg: Config, run_id: str, path: Path
+) -> GateDecision:
+    """A simulated user's edit at a gate, recorded at ``path`` as an approval."""
+    epoch = int(path.stem.split("_")[-1])
+    edits = simulated_edits(strategy, snapshot, confusion, cfg.base.seed, run_id, epoch)
+    meta = EditsMeta(cfg.hash(), "approve", source=f"autopilot:{strategy}")
+    return GateDecision.recorded(write_edits(path, edits, meta, snapshot))
+
+
+def autopilot_answers(strategy: str, folder: str | Path) -> AnswerGate:
+    """Answer each gate as the simulated user ``strategy`` would, recording it in ``folder``."""
+
+    def answer(state, snapshot, gate_epoch, val) -> GateDecision:
+        path = gate_file(folder, gate_epoch)
+        return simulated_decision(
+            strategy, snapshot, val.confusion, state.config, Path(folder).name, path
+        )
 
     return answer

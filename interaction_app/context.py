@@ -1,10 +1,11 @@
-"""What a gate page needs to know (GateContext) and what it hands back (GateDecision)."""
+"""What a gate page needs to know (GateContext); it hands back hill_core's GateDecision."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hill_core.decision import GateDecision
 from hill_core.edits import DECISIONS
 from hill_core.losses import LossWeights
 
@@ -48,16 +49,3 @@ class GateContext:
     baseline_val_accuracy: list[float] = field(default_factory=list)
     last_edit_epoch: int | None = None
     guard_note: str = ""
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What a gate decided; the Parquet at ``edits_path`` is written for every decision.
-
-    A skip or stop writes the unedited table with that decision in its metadata, so a replay
-    needs only files.
-    """
-
-    decision: str  # "approve" | "skip" | "stop"
-    edits_path: str
-    edits_sha256: str

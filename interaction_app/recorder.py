@@ -33,12 +33,18 @@ class GateRecorder:
         self.decision: GateDecision | None = None
 
     def record(
-        self, decision: str, x: np.ndarray | None, y: np.ndarray | None, moved: np.ndarray | None
+        self,
+        decision: str,
+        x: np.ndarray | None,
+        y: np.ndarray | None,
+        moved: np.ndarray | None,
+        source: str = "page",
     ) -> GateDecision:
         """Write the edits table for ``decision`` and call ``on_decision`` once.
 
         Skip and stop ignore the positions and write the unedited table, so that a replay of a
         run needs only its files; so does approve without positions (decided outside the page).
+        ``source`` says who decided (page, prefect, timeout) and is kept in the file.
 
         Raises:
             GateClosedError: a decision was already recorded (the file stays as it was).
@@ -52,16 +58,16 @@ class GateRecorder:
             if decision != "approve" or x is None:
                 x, y = self.snapshot["x"].to_numpy(), self.snapshot["y"].to_numpy()
                 moved = np.zeros(len(self.snapshot), bool)
-            path = self._write(decision, x, y, moved)
-            result = GateDecision(decision, str(path), file_sha256(path))
+            path = self._write(decision, x, y, moved, source)
+            result = GateDecision(decision, str(path), file_sha256(path), source)
             self.decision = result
         self.on_decision(result)
         return result
 
-    def _write(self, decision: str, x, y, moved) -> Path:
+    def _write(self, decision: str, x, y, moved, source: str) -> Path:
         ctx = self.context
         edits = make_edits(self.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch)
-        meta = EditsMeta(config_hash=ctx.config_hash, decision=decision)
+        meta = EditsMeta(config_hash=ctx.config_hash, decision=decision, source=source)
         return write_edits(ctx.edits_path, edits, meta, self.snapshot)
 
     def closed_message(self) -> str:

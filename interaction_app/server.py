@@ -35,14 +35,14 @@ class GateServer:
         self.demo = demo
         self.url = url
 
-    def decide(self, decision: str) -> GateDecision:
-        """Record a decision made outside the page (a timeout, a resume through Prefect) through
-        the page's own lock; the unedited layout is written.
+    def decide(self, decision: str, source: str) -> GateDecision:
+        """Record a decision made outside the page (``source``: timeout, prefect) through the
+        page's own lock; the unedited layout is written.
 
         Raises:
             GateClosedError: the person decided first; their decision stands.
         """
-        return self.demo.gate_recorder.record(decision, None, None, None)
+        return self.demo.gate_recorder.record(decision, None, None, None, source)
 
     @property
     def decision(self) -> GateDecision | None:
@@ -153,7 +153,7 @@ def serve_snapshot_file(path: Path, cfg: Config, out_dir: Path) -> None:
         print(f"Gate page for {path}: {server.url}", flush=True)
         if not done.wait(cfg.gate.timeout_s):
             try:
-                server.decide(cfg.gate.on_timeout)
+                server.decide(cfg.gate.on_timeout, source="timeout")
                 print(f"No decision within {cfg.gate.timeout_s} s: {cfg.gate.on_timeout}.")
             except GateClosedError:
                 pass  # the person decided in the last moment; that decision stands

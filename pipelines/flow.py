@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -17,6 +18,7 @@ from prefect.context import FlowRunContext
 from pydantic import BaseModel
 
 from hill_core.config import Config, from_dict
+from hill_core.decision import GateDecision
 from hill_core.edits import edits_summary, read_edits
 from hill_core.guard import GuardVerdict
 from hill_core.loop import Guidance, Progress, baseline_config, drive
@@ -118,9 +120,8 @@ class FlowSteps:
         context = GateFacts(progress, self.guard_note)
         answer = answer_gate(self.cfg, self.spec, paths, view, context)
         record_gate(self.spec, view, answer, context, self.trackers["guided"], paths.run_dir)
-        self.gate_files[epoch] = str(answer.edits_path)
-        teacher = tasks.teacher_of(str(answer.edits_path), len(view.class_names))
-        return answer.decision, teacher is not None
+        self.gate_files[epoch] = answer.edits_path
+        return answer.decision, answer.teacher(len(view.class_names)) is not None
 
     def judged(self, verdict: GuardVerdict) -> None:
         self.guard_note = verdict.line()
@@ -201,7 +202,7 @@ class GateFacts:
         return None if now is None or then is None else now - then
 
 
-def answer_gate(cfg, spec: RunSpec, paths, view, facts: GateFacts) -> gate.GateAnswer:
+def answer_gate(cfg, spec: RunSpec, paths, view, facts: GateFacts) -> GateDecision:
     """Replay, autopilot, or a person at the gate page."""
     if spec.replay_from:
         return gate.replayed(spec.replay_from, view)
@@ -210,12 +211,12 @@ def answer_gate(cfg, spec: RunSpec, paths, view, facts: GateFacts) -> gate.GateA
     return gate.ask_person(cfg, paths, view, facts)
 
 
-def record_gate(spec: RunSpec, view, answer: gate.GateAnswer, facts: GateFacts, tracker, workdir):
+def record_gate(spec: RunSpec, view, answer: GateDecision, facts: GateFacts, tracker, workdir):
     """Version the edits with DVC (a replay's are versioned already), log the gate, one line."""
     md5 = dvc_md5(answer.edits_path) if spec.replay_from else dvc_add(answer.edits_path)
     edits, _ = read_edits(answer.edits_path)
     record = GateRecord(
-        view.epoch, answer.decision, answer.source, answer.edits_path, edits, md5,
+        view.epoch, answer.decision, answer.source, Path(answer.edits_path), edits, md5,
         view.val_accuracy, facts.gap_pp(view.epoch), facts.since_edit_pp(view.epoch),
     )  # fmt: skip
     tracker.log_gate(record, view.class_names, workdir)

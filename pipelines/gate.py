@@ -1,16 +1,18 @@
 """The gate: a person (through the gate page and a Prefect pause), a simulated user, or a replay.
 
-A person's gate is one small function, :func:`ask_person`: start the page, announce its link,
-``pause_flow_run(wait_for_input=GateDecisionInput)``, and turn what resumed the run into a
-:class:`GateAnswer`. Three things can resume it:
+Every answer is a :class:`hill_core.decision.GateDecision`: the decision, the edits file that
+records it (written before anything acts on it) and who decided. A person's gate is one small
+function, :func:`ask_person`: start the page, announce its link,
+``pause_flow_run(wait_for_input=GateDecisionInput)``, and return the page's recorded decision.
+Three things can resume it, and each records through the page's one lock, so the first to
+record stands and a click at the same moment cannot overwrite it:
 
-- the page: its decision resumes the run with the edits file it wrote (source ``page``);
-- the Prefect UI or API directly: a decision without edits (approve means "approve the
-  unedited layout"); the flow records the unedited table through the page's lock, so a click
-  at the same moment cannot overwrite it (source ``prefect``);
-- the timeout: at ``gate.timeout_s`` a timer records ``gate.on_timeout`` through the page's own
-  lock and resumes the run (source ``timeout``). Prefect's pause timeout is set a margin later,
-  because a pause that Prefect times out fails the whole flow run and cannot be caught.
+- the page: its recorder writes the file, then resumes the run with the decision;
+- the Prefect UI or API directly: the form holds only the decision (approve means "approve the
+  unedited layout"); the flow then records it through the page (source ``prefect``);
+- the timeout: at ``gate.timeout_s`` a timer records ``gate.on_timeout`` through the page and
+  resumes the run (source ``timeout``). Prefect's pause timeout is set a margin later, because
+  a pause that Prefect times out fails the whole flow run and cannot be caught.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
@@ -32,10 +32,10 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 
 from hill_core.config import Config
-from hill_core.edits import EditsMeta, file_sha256, read_snapshot, write_edits
-from hill_core.loop import gate_file, recorded_answers
+from hill_core.decision import GateDecision
+from hill_core.edits import read_snapshot
+from hill_core.loop import recorded_answers, simulated_decision
 from hill_core.losses import LossWeights
-from hill_core.users import simulated_edits
 from pipelines.paths import RunPaths
 from pipelines.tasks import GateView
 
@@ -45,28 +45,16 @@ RESUME_RETRY_S = 0.2
 
 
 class GateDecisionInput(RunInput):
-    """What resumes a paused gate (the Prefect UI shows it as a form).
+    """The Prefect UI's resume form: only the decision.
 
-    Resuming from the UI or API needs only ``decision``: approve keeps the layout unedited,
-    skip keeps or clears the teacher (``hill.on_skip``), stop ends training here.
+    approve keeps the layout unedited, skip keeps or clears the teacher (``hill.on_skip``), stop
+    ends training here. The edits file is always the gate's own, written by the page.
     """
 
     decision: Literal["approve", "skip", "stop"] = "approve"
-    edits_path: str = ""  # written by the gate page; empty when resumed from Prefect directly
-    edits_sha256: str = ""
-    source: Literal["page", "prefect", "timeout"] = "prefect"
 
 
-@dataclass(frozen=True)
-class GateAnswer:
-    """A gate's outcome: the decision, the edits file that records it, and who decided."""
-
-    decision: str
-    edits_path: Path
-    source: str
-
-
-def ask_person(cfg: Config, paths: RunPaths, view: GateView, facts) -> GateAnswer:
+def ask_person(cfg: Config, paths: RunPaths, view: GateView, facts) -> GateDecision:
     """Serve the gate page, pause the flow run until a decision (or the timeout), return it.
 
     ``facts`` (``pipelines.flow.GateFacts``) carries the lockstep baseline and the guard's note.
@@ -79,7 +67,7 @@ def ask_person(cfg: Config, paths: RunPaths, view: GateView, facts) -> GateAnswe
     with launch_gate(snapshot, context, resumer, cfg.gate) as page:
         announce(page.url, cfg, paths, view.epoch)
         timer = threading.Timer(cfg.gate.timeout_s, resumer.time_out, (page, cfg.gate.on_timeout))
-        resumer.timer, timer.daemon = timer, True
+        timer.daemon = True
         timer.start()
         try:
             got = pause_flow_run(
@@ -92,31 +80,25 @@ def ask_person(cfg: Config, paths: RunPaths, view: GateView, facts) -> GateAnswe
             )
         finally:
             timer.cancel()
-        if not got.edits_path:  # resumed through Prefect directly, not by the page
-            got = record_through_page(page, resumer, got)
-    return settle(got, cfg, view.epoch)
+        resumer.resumed = True  # running again: a page decision now must not resume it
+        decided = page.decision or record_through_page(page, got.decision)
+    return settle(decided, cfg, view.epoch)
 
 
-def record_through_page(page, resumer: PageResumer, got: GateDecisionInput) -> GateDecisionInput:
-    """Write a decision that came through Prefect's API via the page's lock (unedited layout).
+def record_through_page(page, decision: str) -> GateDecision:
+    """Record a decision that came through Prefect's API via the page's lock (unedited layout).
 
     A click on the page at the same moment then cannot overwrite it or be lost: whichever was
     recorded first stands, and the page stops accepting edits.
     """
     from interaction_app.recorder import GateClosedError
 
-    resumer.resumed = True  # the run is running again: the page must not try to resume it
     try:
-        decided = page.decide(got.decision)
+        decided = page.decide(decision, source="prefect")
     except GateClosedError:
-        decided = page.decision  # the person's click was recorded first
-    get_run_logger().info(f"Gate resumed through Prefect ({got.decision}); recorded unedited")
-    return GateDecisionInput(
-        decision=decided.decision,
-        edits_path=decided.edits_path,
-        edits_sha256=decided.edits_sha256,
-        source=got.source,
-    )
+        return page.decision  # the person's click was recorded first
+    get_run_logger().info(f"Gate resumed through Prefect ({decision}); recorded unedited")
+    return decided
 
 
 class PageResumer:
@@ -124,20 +106,12 @@ class PageResumer:
 
     def __init__(self, flow_run_id: UUID):
         self.flow_run_id = flow_run_id
-        self.timer: threading.Timer | None = None
-        self.resumed = False  # set once the run was resumed through Prefect directly
+        self.resumed = False  # set once the paused run runs again, however it was resumed
 
-    def __call__(self, decision) -> None:
+    def __call__(self, decided: GateDecision) -> None:
         if self.resumed:
             return
-        # The page calls back in the thread that recorded: the timer's thread means a timeout.
-        source = "timeout" if threading.current_thread() is self.timer else "page"
-        answer = GateDecisionInput(
-            decision=decision.decision,
-            edits_path=decision.edits_path,
-            edits_sha256=decision.edits_sha256,
-            source=source,
-        )
+        answer = GateDecisionInput(decision=decided.decision)
         resume_when_paused(self.flow_run_id, answer, lambda: self.resumed)
 
     def time_out(self, page, policy: str) -> None:
@@ -145,7 +119,7 @@ class PageResumer:
         from interaction_app.recorder import GateClosedError
 
         with contextlib.suppress(GateClosedError):  # the person decided first: that stands
-            page.decide(policy)
+            page.decide(policy, source="timeout")
 
 
 def resume_when_paused(
@@ -164,35 +138,31 @@ def resume_when_paused(
             time.sleep(RESUME_RETRY_S)
 
 
-def settle(got: GateDecisionInput, cfg: Config, epoch: int) -> GateAnswer:
-    """The answer a resume carried, its file checked against the hash the page reported."""
-    if got.source == "timeout":
+def settle(decided: GateDecision, cfg: Config, epoch: int) -> GateDecision:
+    """The recorded decision, its file checked against the hash recorded with it."""
+    if decided.source == "timeout":
         get_run_logger().warning(
             f"Gate at epoch {epoch}: no decision within gate.timeout_s={cfg.gate.timeout_s} s; "
-            f"applying gate.on_timeout={got.decision}"
+            f"applying gate.on_timeout={decided.decision}"
         )
-    path = Path(got.edits_path)
-    if got.edits_sha256 and file_sha256(path) != got.edits_sha256:
-        raise ValueError(f"{path} changed after the gate recorded it (sha256 differs)")
-    return GateAnswer(got.decision, path, got.source)
+    return decided.verified()
 
 
-def autopilot(strategy: str, cfg: Config, paths: RunPaths, view: GateView) -> GateAnswer:
+def autopilot(strategy: str, cfg: Config, paths: RunPaths, view: GateView) -> GateDecision:
     """A simulated user with ``strategy`` edits and approves (docs/method.md, "Simulated users")."""
     import numpy as np
 
     snapshot, _ = read_snapshot(view.snapshot_path)
     confusion = np.asarray(view.confusion)
-    edits = simulated_edits(strategy, snapshot, confusion, cfg.base.seed, paths.name, view.epoch)
-    path = write_edits(paths.edits(view.epoch), edits, EditsMeta(cfg.hash(), "approve"), snapshot)
-    return GateAnswer("approve", path, f"autopilot:{strategy}")
+    return simulated_decision(
+        strategy, snapshot, confusion, cfg, paths.name, paths.edits(view.epoch)
+    )
 
 
-def replayed(folder: str, view: GateView) -> GateAnswer:
+def replayed(folder: str, view: GateView) -> GateDecision:
     """The decision recorded in ``folder`` for this gate (its items checked against ours)."""
     snapshot, _ = read_snapshot(view.snapshot_path)
-    outcome = recorded_answers(folder)(None, snapshot, view.epoch, None)
-    return GateAnswer(outcome.decision, gate_file(folder, view.epoch), "replay")
+    return recorded_answers(folder)(None, snapshot, view.epoch, None)
 
 
 def gate_context(cfg: Config, paths: RunPaths, view: GateView, facts):

@@ -17,11 +17,11 @@ from prefect.cache_policies import NO_CACHE
 
 from hill_core.config import Config, from_dict
 from hill_core.data import load_data
+from hill_core.decision import GateDecision
 from hill_core.edits import write_snapshot
 from hill_core.evaluate import evaluate
-from hill_core.loop import recorded_outcome
 from hill_core.snapshot import take_snapshot
-from hill_core.teacher import Teacher, teacher_from_edits
+from hill_core.teacher import Teacher
 from hill_core.train import TrainState, init_state, load_state, save_state, train_segment
 from pipelines.paths import RunPaths
 
@@ -114,11 +114,7 @@ def teacher_of(teacher_file: str | None, num_classes: int) -> Teacher | None:
     """The teacher an approved gate's edits file sets; None (plain CE) without one."""
     if teacher_file is None:
         return None
-    outcome, _ = recorded_outcome(teacher_file)
-    if outcome.edits is None:
-        return None
-    teacher = teacher_from_edits(outcome.edits, num_classes)
-    return teacher if teacher.edited else None
+    return GateDecision.recorded(teacher_file).teacher(num_classes)
 
 
 @task(name="snapshot", cache_policy=NO_CACHE)

@@ -200,11 +200,11 @@ def test_decision_from_outside_the_page_goes_through_its_lock(tmp_path):
     context = synthetic_context(tmp_path / "edits.parquet")
     decisions = []
     with launch_gate(snapshot, context, decisions.append, GateConfig()) as server:
-        outside = server.decide("approve")
+        outside = server.decide("approve", source="prefect")
         rows = [{"sample_id": 3000, "x": 9.0, "y": 9.0, "moved": True}]
         late = call(server.url, "submit", rows, "approve")
     assert "already decided: approve" in late["error"]
     assert [d.decision for d in decisions] == ["approve"] and outside == decisions[0]
     edits, meta = read_edits(context.edits_path, snapshot)
-    assert meta.decision == "approve"
+    assert (meta.decision, meta.source, outside.source) == ("approve", "prefect", "prefect")
     assert (edits["x_after"] == edits["x_before"]).all() and not edits["moved"].any()

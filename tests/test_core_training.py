@@ -7,11 +7,11 @@ import torch.nn.functional as F
 
 from hill_core.config import Config
 from hill_core.data import load_data
-from hill_core.edits import make_edits
+from hill_core.decision import GateDecision
+from hill_core.edits import EditsMeta, make_edits, write_edits
 from hill_core.evaluate import evaluate
-from hill_core.loop import GateOutcome, baseline_config, run_guided
+from hill_core.loop import autopilot_answers, baseline_config, gate_file, run_guided
 from hill_core.models import build_model
-from hill_core.teacher import teacher_from_edits
 from hill_core.train import (
     CheckpointError,
     epoch_loader,
@@ -20,7 +20,6 @@ from hill_core.train import (
     save_state,
     train_segment,
 )
-from hill_core.users import simulated_edits
 
 EPOCHS = 4
 
@@ -56,15 +55,23 @@ def test_baseline_equals_a_hand_written_ce_loop():
     assert_same_weights(state.model, model)
 
 
-def compact_answer(state, snap, gate, val):
-    return GateOutcome("approve", simulated_edits("compactness", snap, val.confusion, 0, "r", gate))
+def recording(answer):
+    """An in-process gate answer that records ``answer(snapshot)`` (an edits table) as approved."""
+
+    def gate(state, snap, gate_epoch, val):
+        path = gate_file(state.config.base.run_dir, gate_epoch)
+        edits = answer(snap, gate_epoch)
+        return GateDecision.recorded(write_edits(path, edits, EditsMeta("cfg"), snap))
+
+    return gate
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     cfg = small_config(**{"model.dropout": 0.3})  # dropout consumes RNG: resume must restore it
     data = load_data(cfg.data, cfg.base.seed)
-    straight = run_guided(cfg, data, compact_answer, lockstep=False)
-    teacher = teacher_from_edits(straight.gates[2].edits, data.num_classes)
+    straight = run_guided(cfg, data, autopilot_answers("compactness", tmp_path), lockstep=False)
+    teacher = straight.gates[2].teacher(data.num_classes)
+    assert straight.gates[2].source == "autopilot:compactness"
 
     first = init_state(cfg, data)
     first, _ = train_segment(first, 1, 2, None)
@@ -77,10 +84,11 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     assert [h["l_human"] for h in history] == [h["l_human"] for h in straight.history[2:]]
 
 
-def test_lockstep_baseline_equals_a_baseline_trained_alone():
+def test_lockstep_baseline_equals_a_baseline_trained_alone(tmp_path):
     cfg = small_config(**{"model.dropout": 0.3})
     data = load_data(cfg.data, cfg.base.seed)
-    guided = run_guided(cfg, data, compact_answer)  # the guided run's dropout interleaves
+    answer = autopilot_answers("compactness", tmp_path)
+    guided = run_guided(cfg, data, answer)  # the guided run's dropout interleaves
     alone = init_state(baseline_config(cfg), data)
     alone, _ = train_segment(alone, 1, EPOCHS, None)
     assert_same_weights(guided.baseline.model, alone.model)
@@ -90,27 +98,29 @@ def test_lockstep_baseline_equals_a_baseline_trained_alone():
     )
 
 
-def test_an_unedited_approval_trains_exactly_like_the_baseline():
+def test_an_unedited_approval_trains_exactly_like_the_baseline(tmp_path):
     cfg = small_config(**{"model.dropout": 0.3})
     data = load_data(cfg.data, cfg.base.seed)
-
-    def noedit(state, snap, gate, val):
-        return GateOutcome("approve", simulated_edits("noedit", snap, val.confusion, 0, "r", gate))
-
-    result = run_guided(cfg, data, noedit)
+    result = run_guided(cfg, data, autopilot_answers("noedit", tmp_path))
     assert_same_weights(result.state.model, result.baseline.model)
     assert [h["teacher_active"] for h in result.history] == [0.0] * EPOCHS
 
 
-def test_the_guard_reverts_a_harmful_teacher_to_the_baseline_path():
+def test_the_guard_reverts_a_harmful_teacher_to_the_baseline_path(tmp_path):
     """A constructed harmful edit: every class dragged onto one spot, every point moved there."""
-    cfg = small_config(**{"train.epochs": 6, "hill.guard": "revert", "hill.alpha": 0.9})
+    cfg = small_config(
+        **{
+            "train.epochs": 6,
+            "hill.guard": "revert",
+            "hill.alpha": 0.9,
+            "base.run_dir": str(tmp_path),
+        }
+    )
     data = load_data(cfg.data, cfg.base.seed)
-
-    def collapse(state, snap, gate, val):
-        n = len(snap)
-        edits = make_edits(snap, np.zeros(n), np.zeros(n), np.ones(n, bool), "r", gate)
-        return GateOutcome("approve", edits)
+    n = cfg.hill.snapshot_size
+    collapse = recording(
+        lambda snap, gate: make_edits(snap, np.zeros(n), np.zeros(n), np.ones(n, bool), "r", gate)
+    )
 
     unguarded = run_guided(cfg.replace(**{"hill.guard": "off"}), data, collapse)
     (harm,) = unguarded.progress.verdicts
@@ -124,16 +134,10 @@ def test_the_guard_reverts_a_harmful_teacher_to_the_baseline_path():
     assert guarded.progress.guided_val == guarded.progress.baseline_val
 
 
-def test_segments_report_every_term_every_epoch():
+def test_segments_report_every_term_every_epoch(tmp_path):
     cfg = small_config()
     data = load_data(cfg.data, cfg.base.seed)
-
-    def answer(state, snap, gate, val):
-        return GateOutcome(
-            "approve", simulated_edits("compactness", snap, val.confusion, 0, "r", gate)
-        )
-
-    result = run_guided(cfg, data, answer, lockstep=False)
+    result = run_guided(cfg, data, autopilot_answers("compactness", tmp_path), lockstep=False)
     keys = {"ce", "l_center", "l_spread", "l_point", "l_human", "alpha", "loss"}
     assert len(result.history) == EPOCHS
     assert all(

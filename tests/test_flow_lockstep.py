@@ -26,20 +26,14 @@ def test_the_flow_and_the_in_process_loop_train_the_same_weights(project):
     """One story (hill_core.loop.drive), one training loop: Prefect tasks over checkpoint
     files and the in-process loop give the same weights, guard verdicts included."""
     from hill_core.data import load_data
-    from hill_core.loop import GateOutcome, run_guided
-    from hill_core.users import simulated_edits
+    from hill_core.loop import autopilot_answers, run_guided
     from pipelines.flow import RunSpec, guided_training
 
-    _, cfg = project
+    root, cfg = project
     cfg = cfg.replace(**{"model.dropout": 0.3, "hill.guard": "revert"})
     flow_run = guided_training(cfg.to_dict(), RunSpec(name="parity", autopilot="separation"))
 
-    def answer(state, snapshot, gate_epoch, val):
-        edits = simulated_edits(
-            "separation", snapshot, val.confusion, cfg.base.seed, "p", gate_epoch
-        )
-        return GateOutcome("approve", edits)
-
+    answer = autopilot_answers("separation", root / "in-process")
     in_process = run_guided(cfg, load_data(cfg.data, cfg.base.seed), answer)
     for flow_summary, state in [
         (flow_run, in_process.state),
