@@ -9,7 +9,9 @@ PREFECT_PORT="${PREFECT_PORT:-4200}"
 MLFLOW_PORT="${MLFLOW_PORT:-5000}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-"$VENV/bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT" &
+# The UI finds its API from these (on any port but 4200 it would call 127.0.0.1:4200 instead).
+PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT="$PREFECT_PORT" \
+  "$VENV/bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT" &
 prefect_pid=$!
 "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" \
   --backend-store-uri "sqlite:///$PWD/mlflow.db" --artifacts-destination "$PWD/mlartifacts" &

@@ -30,8 +30,14 @@ def prefect_api(port: int = 4200) -> Iterator[str]:
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
     # Its own session: Ctrl-C (or a group's SIGTERM) reaches hill only, whose runner still needs
     # the API to shut down cleanly; hill stops the server afterwards.
+    # The UI finds its API from PREFECT_SERVER_API_* (else it calls port 4200 whatever the port).
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+    }
     server = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, start_new_session=True
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, start_new_session=True, env=env
     )
     try:
         wait_healthy(url, server)
