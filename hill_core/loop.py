@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from hill_core.checkpoint import fork_state
 from hill_core.config import Config
 from hill_core.data import DataBundle
 from hill_core.decision import GateDecision
@@ -26,7 +27,7 @@ from hill_core.evaluate import EvalResult, evaluate
 from hill_core.guard import GuardVerdict, judge
 from hill_core.snapshot import take_snapshot
 from hill_core.teacher import Teacher
-from hill_core.train import TrainState, fork_state, init_state, train_segment
+from hill_core.train import TrainState, init_state, train_segment
 from hill_core.users import simulated_edits
 
 

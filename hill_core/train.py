@@ -1,19 +1,17 @@
 """Training with an explicit, resumable state.
 
 ``train_segment(state, first, last, teacher)`` trains epochs ``first..last`` (1-based,
-inclusive). The data order of an epoch depends only on (seed, epoch), and a checkpoint carries
-every RNG state, so "train 10" equals "train 5, save, load, train 5" bit for bit on the CPU.
+inclusive). The data order of an epoch depends only on (seed, epoch), and a checkpoint
+(``hill_core.checkpoint``) carries every RNG state, so "train 10" equals "train 5, save, load,
+train 5" bit for bit on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import pickle
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,15 +23,9 @@ from hill_core.evaluate import evaluate, latents_of
 from hill_core.losses import LossWeights, hill_loss
 from hill_core.models import HillModel, build_model
 from hill_core.projection import Projection, fit_projection
+from hill_core.rng import rng_states, set_rng_states
 from hill_core.sampling import stratified_sample
 from hill_core.teacher import Teacher
-
-# 2: RNG states are plain lists, so a checkpoint loads with torch.load(weights_only=True).
-CHECKPOINT_VERSION = 2
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded safely; the message names the file, in one line."""
 
 
 @dataclass
@@ -93,7 +85,7 @@ def init_state(cfg: Config, data: DataBundle) -> TrainState:
     model = build_model(cfg.model, data.name, data.input_shape, data.num_classes).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
-    return TrainState(cfg, data, model, optimizer, scheduler, device, rng=_rng_states())
+    return TrainState(cfg, data, model, optimizer, scheduler, device, rng=rng_states())
 
 
 def epoch_loader(data: DataBundle, batch_size: int, seed: int, epoch: int) -> DataLoader:
@@ -134,7 +126,7 @@ def train_segment(
             "a teacher needs the frozen projection; train past hill.freeze_epoch first"
         )
     history = []
-    _set_rng_states(state.rng or _rng_states())
+    set_rng_states(state.rng or rng_states())
     weights = LossWeights.from_config(state.config.hill, alpha_scale)
     for epoch in range(first_epoch, last_epoch + 1):
         metrics = _train_epoch(state, epoch, teacher, weights)
@@ -145,7 +137,7 @@ def train_segment(
         val = evaluate(state.model, state.data.val, state.device, state.data.num_classes)
         metrics.update(val_acc=val.accuracy, val_f1=val.macro_f1)
         history.append(metrics)
-        state.rng = _rng_states()
+        state.rng = rng_states()
         if on_epoch is not None:
             on_epoch(metrics)
     return state, history
@@ -199,108 +191,3 @@ def fit_state_projection(state: TrainState) -> Projection:
     sample = state.data.train_eval.subset(rows)
     z, _ = latents_of(state.model, sample, state.device)
     return fit_projection(z.numpy(), sample.labels, cfg.hill.projection).to(state.device)
-
-
-def save_state(state: TrainState, path: str | Path) -> Path:
-    """Write a checkpoint (plain dict: weights, optimiser, scheduler, P, RNG states, epoch)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(checkpoint_of(state), tmp)
-    tmp.replace(path)  # atomic: a crash mid-save leaves the previous checkpoint intact
-    return path
-
-
-def checkpoint_of(state: TrainState) -> dict:
-    """The state as a plain dict (tensors shared with the live state: copy before mutating)."""
-    return {
-        "version": CHECKPOINT_VERSION,
-        "config": state.config.to_dict(),
-        "config_hash": state.config.hash(),
-        "epoch": state.epoch,
-        "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "projection": None if state.projection is None else state.projection.state_dict(),
-        "rng": state.rng or _rng_states(),
-        "extra": state.extra,
-    }
-
-
-def fork_state(state: TrainState, cfg: Config | None = None) -> TrainState:
-    """An independent copy of ``state`` (own weights, optimiser and RNG), under ``cfg``."""
-    return restore_state(copy.deepcopy(checkpoint_of(state)), cfg or state.config, state.data)
-
-
-def load_state(path: str | Path, cfg: Config, data: DataBundle) -> TrainState:
-    """Rebuild a :class:`TrainState` from :func:`save_state`'s file and restore every RNG.
-
-    The file is read with ``weights_only=True``: tensors and plain containers only, so a crafted
-    or foreign checkpoint cannot run code while it loads.
-
-    Raises:
-        CheckpointError: the file is missing, corrupt, not a hill checkpoint, or holds objects
-            beyond tensors and plain data.
-    """
-    checkpoint = read_checkpoint(path)
-    if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint version {checkpoint.get('version')} is not supported "
-            f"(this hill writes version {CHECKPOINT_VERSION})"
-        )
-    return restore_state(checkpoint, cfg, data)
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict of ``path``, loaded with ``weights_only=True``, or one clear error."""
-    try:
-        checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: refused, not plain tensors and data ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path}: not a hill checkpoint")
-    return checkpoint
-
-
-def restore_state(checkpoint: dict, cfg: Config, data: DataBundle) -> TrainState:
-    """A :class:`TrainState` from :func:`checkpoint_of`'s dict; the RNG goes on from it."""
-    state = init_state(cfg, data)
-    state.model.load_state_dict(checkpoint["model"])
-    state.optimizer.load_state_dict(checkpoint["optimizer"])
-    state.scheduler.load_state_dict(checkpoint["scheduler"])
-    if checkpoint["projection"] is not None:
-        state.projection = Projection(state.model.latent_dim)
-        state.projection.load_state_dict(checkpoint["projection"])
-        state.projection = state.projection.to(state.device).requires_grad_(False)
-    state.epoch = checkpoint["epoch"]
-    state.extra = checkpoint.get("extra", {})
-    state.rng = checkpoint["rng"]
-    _set_rng_states(state.rng)
-    return state
-
-
-def _rng_states() -> dict:
-    """Every RNG state, in types ``torch.load(weights_only=True)`` accepts."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    states = {
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    random.setstate(states["python"])
-    name, keys, pos, has_gauss, gauss = states["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from hill_core.checkpoint import load_state, save_state
 from hill_core.config import Config, from_dict
 from hill_core.data import load_data
 from hill_core.decision import GateDecision
@@ -22,7 +23,7 @@ from hill_core.edits import write_snapshot
 from hill_core.evaluate import evaluate
 from hill_core.snapshot import take_snapshot
 from hill_core.teacher import Teacher
-from hill_core.train import TrainState, init_state, load_state, save_state, train_segment
+from hill_core.train import TrainState, init_state, train_segment
 from pipelines.paths import RunPaths
 
 EpochHook = Callable[[dict[str, float]], None]

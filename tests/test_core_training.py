@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hill_core.checkpoint import CheckpointError, load_state, save_state
 from hill_core.config import Config
 from hill_core.data import load_data
 from hill_core.decision import GateDecision
@@ -12,14 +13,7 @@ from hill_core.edits import EditsMeta, make_edits, write_edits
 from hill_core.evaluate import evaluate
 from hill_core.loop import autopilot_answers, baseline_config, gate_file, run_guided
 from hill_core.models import build_model
-from hill_core.train import (
-    CheckpointError,
-    epoch_loader,
-    init_state,
-    load_state,
-    save_state,
-    train_segment,
-)
+from hill_core.train import epoch_loader, init_state, train_segment
 
 EPOCHS = 4
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 from flow_helpers import GateAnswerer, mlflow_client, prefect_project, via_page, via_prefect
 
+from hill_core.checkpoint import read_checkpoint
 from hill_core.edits import read_edits
-from hill_core.train import read_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from flow_helpers import mlflow_client, prefect_project
 
-from hill_core.train import read_checkpoint
+from hill_core.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
