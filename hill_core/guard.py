@@ -16,6 +16,9 @@ class GuardVerdict:
     """What the guard decided about the teacher of the gate at ``gate_epoch``.
 
     Attributes:
+        teacher_gate: the gate whose edit was the teacher in the segment.
+        gate_epoch, epoch: the segment judged runs from the gate at ``gate_epoch`` to ``epoch``
+            (a teacher kept through a skipped gate is judged again on the next segment).
         action: ``keep``, ``revert`` (drop the teacher and re-train the segment without it) or
             ``adapt`` (keep it with alpha scaled by ``alpha_scale`` from here on).
         gain_pp: change of the guided-minus-baseline validation gap over the segment, pp.
@@ -23,6 +26,7 @@ class GuardVerdict:
     """
 
     mode: str
+    teacher_gate: int
     gate_epoch: int
     epoch: int
     gain_pp: float
@@ -33,12 +37,13 @@ class GuardVerdict:
     alpha_scale: float
 
     def line(self) -> str:
-        """``guard: reverted the gate-4 teacher (-2.10 pp against the baseline, ...)``."""
+        """``guard (revert): reverted the gate-4 teacher (-2.10 pp against the baseline ...)``."""
         did = {"keep": "kept", "revert": "reverted", "adapt": "adapted"}[self.action]
         alpha = f", alpha x{self.alpha_scale:.2f}" if self.action == "adapt" else ""
         return (
-            f"guard ({self.mode}): {did} the gate-{self.gate_epoch} teacher "
-            f"({self.gain_pp:+.2f} pp against the baseline by epoch {self.epoch}: guided "
+            f"guard ({self.mode}): {did} the gate-{self.teacher_gate} teacher "
+            f"({self.gain_pp:+.2f} pp against the baseline from epoch {self.gate_epoch} to "
+            f"{self.epoch}: guided "
             f"{100 * self.guided_acc:.2f}%, baseline {100 * self.baseline_acc:.2f}%, "
             f"tolerance {self.tolerance_pp:g} pp{alpha})"
         )
@@ -57,12 +62,13 @@ class GuardVerdict:
 def judge(
     mode: str,
     tolerance_pp: float,
+    teacher_gate: int,
     gate_epoch: int,
     guided_val: dict[int, float],
     baseline_val: dict[int, float],
     epoch: int,
 ) -> GuardVerdict:
-    """Judge the teacher set at ``gate_epoch`` once both runs reached ``epoch``.
+    """Judge the teacher of ``teacher_gate`` over the segment from ``gate_epoch`` to ``epoch``.
 
     Args:
         mode: ``off`` (judge and report only), ``revert`` or ``adapt`` (hill.guard).
@@ -80,6 +86,6 @@ def judge(
         action = "adapt"
         scale = max(0.0, 1.0 + gain / tolerance_pp) if tolerance_pp > 0 else 0.0
     return GuardVerdict(
-        mode, gate_epoch, epoch, gain, guided_val[epoch], baseline_val[epoch], tolerance_pp,
-        action, scale,
+        mode, teacher_gate, gate_epoch, epoch, gain, guided_val[epoch], baseline_val[epoch],
+        tolerance_pp, action, scale,
     )  # fmt: skip

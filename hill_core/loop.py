@@ -124,15 +124,20 @@ def _guard(cfg, steps, progress, guidance, previous, mark, segment) -> Guidance:
     """Judge the teacher of the segment just trained; revert or adapt as ``hill.guard`` says."""
     first, last = segment
     h = cfg.hill
-    verdict = judge(h.guard, h.guard_tolerance, first - 1, progress.guided_val,
+    verdict = judge(h.guard, h.guard_tolerance, guidance.gate, first - 1, progress.guided_val,
                     progress.baseline_val, last)  # fmt: skip
     progress.verdicts.append(verdict)
     steps.judged(verdict)
     if verdict.action == "revert":
+        # Back to the teacher before this one; a teacher kept through a skipped gate is its
+        # own predecessor there, so dropping it means plain CE.
+        fallback = (
+            previous if previous.gate != guidance.gate else Guidance(None, guidance.alpha_scale)
+        )
         steps.rewind(mark)
-        progress.record("guided", steps.train("guided", first, last, previous))
-        progress.last_edit = previous.gate
-        return previous
+        progress.record("guided", steps.train("guided", first, last, fallback))
+        progress.last_edit = fallback.gate
+        return fallback
     return dataclasses.replace(guidance, alpha_scale=verdict.alpha_scale)
 
 
