@@ -227,6 +227,47 @@ def study(
     typer.echo(f"\nWrote {cfg.base.run_dir}/{name}/study.csv and study.png")
 
 
+gates_app = typer.Typer(help="Gates waiting for a decision, from a terminal.", no_args_is_help=True)
+app.add_typer(gates_app, name="gates")
+
+
+@gates_app.command("list")
+def gates_list() -> None:
+    """The gates waiting for a decision (paused runs at PREFECT_API_URL): run, epoch, link."""
+    from prefect import get_client
+
+    from pipelines.gates import waiting_gates
+
+    with get_client(sync_client=True) as client:
+        gates = waiting_gates(client)
+    for g in gates:
+        typer.echo(g.line())
+    if not gates:
+        typer.echo("No gate is waiting.")
+
+
+@gates_app.command("decide")
+def gates_decide(
+    run_name: Annotated[str, typer.Argument(help="The hill run, as `hill gates list` shows it.")],
+    epoch: Annotated[int, typer.Argument(help="The gate's epoch.")],
+    decision: Annotated[str, typer.Argument(help="approve (the unedited layout), skip or stop.")],
+) -> None:
+    """Answer a waiting gate without the page: the run resumes with ``decision``."""
+    from prefect import get_client
+
+    from hill_core.edits import DECISIONS
+    from pipelines.gates import GateNotWaitingError, decide
+
+    if decision not in DECISIONS:
+        raise typer.BadParameter(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    with get_client(sync_client=True) as client:
+        try:
+            gate = decide(client, run_name, epoch, decision)
+        except GateNotWaitingError as err:
+            raise typer.BadParameter(str(err)) from None
+    typer.echo(f"{gate.run_name}: gate at epoch {gate.epoch} resumed with {decision}")
+
+
 @app.command()
 def demo(
     autopilot: AutopilotOpt = None,

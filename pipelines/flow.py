@@ -53,6 +53,7 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
     """
     cfg = from_dict(config)
     spec = named(spec or RunSpec(), cfg)
+    name_flow_run(spec.name)
     with contextlib.ExitStack() as stack:
         steps = FlowSteps(cfg, spec, stack)
         drive(cfg, steps, lockstep=spec.mode != "baseline")
@@ -164,6 +165,16 @@ def named(spec: RunSpec, cfg: Config) -> RunSpec:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(config_yaml(cfg))  # a replay checks it trains the same
     return spec
+
+
+def name_flow_run(name: str) -> None:
+    """The flow run takes the hill run's name: the Prefect UI and `hill gates` show it."""
+    from prefect import get_client
+
+    context = FlowRunContext.get()
+    if context is not None:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, name=name)
 
 
 def tags_of(spec: RunSpec) -> dict[str, str]:

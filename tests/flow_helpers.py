@@ -8,7 +8,6 @@ gate page's HTTP API (as a script would) or through Prefect's own resume API.
 from __future__ import annotations
 
 import contextlib
-import re
 import subprocess
 import sys
 import threading
@@ -130,26 +129,14 @@ class GateAnswerer:
 
 
 def waiting_gates(client, answered: set) -> list[SeenGate]:
-    """Paused flow runs, each with its newest gate artifact (epoch and link) not yet answered."""
-    from prefect.client.schemas import filters
-    from prefect.client.schemas.objects import StateType
+    """The gates `hill gates list` shows that this answerer has not answered yet."""
+    from pipelines.gates import waiting_gates as waiting
 
-    paused = filters.FlowRunFilterStateType(any_=[StateType.PAUSED])
-    runs = client.read_flow_runs(
-        flow_run_filter=filters.FlowRunFilter(state=filters.FlowRunFilterState(type=paused))
-    )
-    gates = []
-    for run in runs:
-        mine = filters.ArtifactFilterFlowRunId(any_=[run.id])
-        artifacts = client.read_artifacts(artifact_filter=filters.ArtifactFilter(flow_run_id=mine))
-        found = [(int(a.key.split("-")[1]), a.data) for a in artifacts if a.key.startswith("gate-")]
-        if not found:
-            continue
-        epoch, markdown = max(found)
-        if (run.id, epoch) not in answered:
-            url = re.search(r"\]\((http[^)]+)\)", markdown).group(1)
-            gates.append(SeenGate(run.id, run.state.name, epoch, url))
-    return gates
+    return [
+        SeenGate(g.flow_run_id, g.state, g.epoch, g.url)
+        for g in waiting(client)
+        if (g.flow_run_id, g.epoch) not in answered
+    ]
 
 
 def via_page(decision: str = "approve", shrink: float = 0.5, moved: int = 5):

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,41 @@ def test_paused_run_resumed_through_prefect_api_without_edits(project):
     assert (edits["x_after"] == edits["x_before"]).all()
     tags = mlflow_client().get_run(state.result()["mlflow_run_id"]).data.tags
     assert tags["gate.0002.source"] == "prefect"
+
+
+def test_a_gate_is_answered_from_the_terminal(project):
+    """`hill gates list` shows the waiting gate by run name; `hill gates decide` resumes it."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.flow import RunSpec, guided_training
+
+    root, cfg = project
+    cfg = cfg.replace(**{"train.epochs": 3, "hill.gate_epochs": [2], "tracking.edits_dir": "cli"})
+    states = []
+    worker = threading.Thread(
+        target=lambda: states.append(
+            guided_training(cfg.to_dict(), RunSpec(name="cli-run"), return_state=True)
+        )
+    )
+    worker.start()
+    runner = CliRunner()
+    deadline = time.monotonic() + 120
+    while (
+        "cli-run  epoch 2  Paused" not in (listed := runner.invoke(app, ["gates", "list"])).output
+    ):
+        assert time.monotonic() < deadline and worker.is_alive(), listed.output
+        time.sleep(0.5)
+    wrong = runner.invoke(app, ["gates", "decide", "cli-run", "3", "skip"])
+    assert wrong.exit_code == 2 and "no gate waits at epoch 3 of cli-run" in wrong.output
+    done = runner.invoke(app, ["gates", "decide", "cli-run", "2", "skip"])
+    assert done.exit_code == 0, done.output
+    worker.join(timeout=120)
+    assert states[0].is_completed()
+    _, meta = read_edits(root / "cli/cli-run/gate_0002.parquet")
+    assert (meta.decision, meta.source) == ("skip", "prefect")
 
 
 def test_gate_timeout_follows_the_policy_and_logs_it(project):
