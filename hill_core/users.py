@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hill_core.edits import make_edits
+from hill_core.teacher import layout_stats
 
 Targets = tuple[np.ndarray, np.ndarray, np.ndarray]
 Pair = tuple[int, int]
@@ -55,10 +56,9 @@ def _class_centres(xy: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
 def _class_spreads(
     xy: np.ndarray, labels: np.ndarray, centres: dict[int, np.ndarray]
 ) -> dict[int, float]:
-    """Mean distance (view units) of each class's points from its centre."""
-    return {
-        c: float(np.linalg.norm(xy[labels == c] - mu, axis=1).mean()) for c, mu in centres.items()
-    }
+    """Mean distance (view units) of each class's points from its centre, as the teacher's s0."""
+    spreads = layout_stats(xy, labels, int(labels.max()) + 1)[1]
+    return {c: float(spreads[c]) for c in centres}
 
 
 def _split(xy: np.ndarray, moved: np.ndarray) -> Targets:
