@@ -138,10 +138,9 @@ class FlowSteps:
         for run, ckpt in self.ckpt.items():
             summary = tasks.final_evaluation(self.configs[run], ckpt)
             self.trackers[run].log_final(summary, tasks.final_model(self.configs[run], ckpt))
-            name = self.spec.name if run == "guided" else f"{self.spec.name}-baseline"
             summaries[run] = {
                 **summary,
-                "run_name": name,
+                "run_name": self.paths[run].name,
                 "mlflow_run_id": self.trackers[run].run_id,
             }
         summaries["guided"]["guard_reverts"] = self.reverts
