@@ -88,6 +88,10 @@ class GateConfig:
     timeout_s: int = 3600  # how long a gate waits for a person
     on_timeout: Literal["skip", "stop"] = "skip"
     poll_interval_s: int = 1  # how often a paused run checks for its resume
+    # How a run waits: pause keeps the process and serves the page itself; suspend frees the
+    # worker and the gate service serves the page; auto suspends runs of a deployment only.
+    wait: Literal["auto", "pause", "suspend"] = "auto"
+    service_url: str = "http://127.0.0.1:7870"  # the gate service, as a person's browser sees it
 
 
 @dataclass(frozen=True)

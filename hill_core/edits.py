@@ -136,12 +136,22 @@ def validate_edits(edits: pd.DataFrame, snapshot: pd.DataFrame | None = None) ->
     return edits
 
 
-def write_edits(path: str | Path, edits: pd.DataFrame, meta: EditsMeta, snapshot=None) -> Path:
-    """Validate and write an edits table atomically. Nothing is written when it is invalid."""
+def write_edits(
+    path: str | Path, edits: pd.DataFrame, meta: EditsMeta, snapshot=None, exclusive=False
+) -> Path:
+    """Validate and write an edits table atomically. Nothing is written when it is invalid.
+
+    ``exclusive``: never replace an existing file (a gate's decision is recorded once, even by
+    two processes at the same moment); raises :class:`EditsExistError` instead.
+    """
     if meta.decision not in DECISIONS:
         raise EditsError(f"edits: decision {meta.decision!r} is not one of {', '.join(DECISIONS)}")
     edits = validate_edits(edits, snapshot)
-    return _write_parquet(Path(path), edits, meta.to_bytes())
+    return _write_parquet(Path(path), edits, meta.to_bytes(), exclusive)
+
+
+class EditsExistError(EditsError):
+    """An exclusive write found the gate's edits file already recorded."""
 
 
 def read_edits(
@@ -245,7 +255,9 @@ def _check_against_snapshot(edits: pd.DataFrame, snapshot: pd.DataFrame) -> None
         raise EditsError("edits: before-positions differ from the snapshot")
 
 
-def _write_parquet(path: Path, df: pd.DataFrame, meta: dict[bytes, bytes]) -> Path:
+def _write_parquet(
+    path: Path, df: pd.DataFrame, meta: dict[bytes, bytes], exclusive: bool = False
+) -> Path:
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,11 +267,22 @@ def _write_parquet(path: Path, df: pd.DataFrame, meta: dict[bytes, bytes]) -> Pa
             pq.write_table(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_new(tmp, path)  # fails, atomically, when the file exists
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise EditsExistError(f"{path} is already recorded") from None
 
 
 def _read_parquet(path: Path) -> pa.Table:

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hill_core.edits import EditsError, EditsMeta, file_sha256, make_edits, write_edits
+from hill_core.decision import GateDecision as RecordedDecision
+from hill_core.edits import (
+    EditsError,
+    EditsExistError,
+    EditsMeta,
+    file_sha256,
+    make_edits,
+    write_edits,
+)
 from interaction_app.context import DECISIONS, GateContext, GateDecision
 
 
@@ -18,7 +26,11 @@ class GateClosedError(RuntimeError):
 
 
 class GateRecorder:
-    """One per gate app: a lock and a 'decided' flag shared by every tab and API client."""
+    """One per gate app: a lock and a 'decided' flag shared by every tab and API client.
+
+    The edits file is written exclusively, so across processes too (the gate service, the
+    flow resumed from Prefect's form, a timeout) the first decision recorded stands.
+    """
 
     def __init__(
         self,
@@ -53,12 +65,18 @@ class GateRecorder:
         if decision not in DECISIONS:
             raise EditsError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
         with self._lock:  # held through the write so two clicks cannot both pass the check
+            if self.decision is None and Path(self.context.edits_path).exists():
+                self.decision = RecordedDecision.recorded(self.context.edits_path)
             if self.decision is not None:
                 raise GateClosedError(self.closed_message())
             if decision != "approve" or x is None:
                 x, y = self.snapshot["x"].to_numpy(), self.snapshot["y"].to_numpy()
                 moved = np.zeros(len(self.snapshot), bool)
-            path = self._write(decision, x, y, moved, source)
+            try:
+                path = self._write(decision, x, y, moved, source)
+            except EditsExistError:  # another process recorded it a moment ago
+                self.decision = RecordedDecision.recorded(self.context.edits_path)
+                raise GateClosedError(self.closed_message()) from None
             result = GateDecision(decision, str(path), file_sha256(path), source)
             self.decision = result
         self.on_decision(result)
@@ -68,7 +86,7 @@ class GateRecorder:
         ctx = self.context
         edits = make_edits(self.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch)
         meta = EditsMeta(config_hash=ctx.config_hash, decision=decision, source=source)
-        return write_edits(ctx.edits_path, edits, meta, self.snapshot)
+        return write_edits(ctx.edits_path, edits, meta, self.snapshot, exclusive=True)
 
     def closed_message(self) -> str:
         """One line: what was decided and where it went."""
