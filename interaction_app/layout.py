@@ -86,7 +86,7 @@ def _parse_row(k: int, row: Any) -> tuple[int, float, float, bool, int | None]:
     if not isinstance(row, dict):
         raise EditsError(f"edits: row {k} is not an object")
     try:
-        sid = int(row["sample_id"])
+        sid = _integer(row["sample_id"], f"sample_id of row {k}")
         px, py = _finite(row, "x", sid), _finite(row, "y", sid)
     except KeyError as err:
         raise EditsError(f"edits: row {k} has no {err.args[0]}") from None
@@ -94,18 +94,45 @@ def _parse_row(k: int, row: Any) -> tuple[int, float, float, bool, int | None]:
     if not isinstance(moved, bool):
         raise EditsError(f"edits: moved of sample {sid} must be true or false")
     label = row.get("label")
-    return sid, px, py, moved, None if label is None else int(label)
+    return sid, px, py, moved, None if label is None else _integer(label, f"label of sample {sid}")
+
+
+def _integer(value: Any, what: str) -> int:
+    """An id or label: an int64, or a float with no fraction (JavaScript may send 3 as 3.0).
+
+    Strings, booleans, NaN, 3.5 and integers beyond int64 are errors rather than silently
+    truncated or coerced.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    raise EditsError(f"edits: {what} is {_short(value)} (must be a 64-bit integer)")
 
 
 def _finite(row: dict, key: str, sid: int) -> float:
     value = row[key]
     try:
+        if isinstance(value, bool):
+            raise TypeError(key)
         number = float(value)
     except (TypeError, ValueError):
-        raise EditsError(f"edits: {key} of sample {sid} is {value!r} (must be a number)") from None
+        raise EditsError(
+            f"edits: {key} of sample {sid} is {_short(value)} (must be a number)"
+        ) from None
+    except OverflowError:  # an int beyond float's range
+        number = math.inf
     if not math.isfinite(number):
         raise EditsError(f"edits: {key} of sample {sid} is {number} (must be finite)")
     return number
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value for an error message: one line, at most ``limit`` characters of its repr."""
+    if isinstance(value, int) and abs(value) >= 2**63:
+        return "an integer beyond 64 bits"  # (repr of a huge int can itself raise)
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 class Readout:

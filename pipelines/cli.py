@@ -268,6 +268,30 @@ def gates_decide(
     typer.echo(f"{gate.run_name}: gate at epoch {gate.epoch} resumed with {decision}")
 
 
+@gates_app.command("serve")
+def gates_serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs gate auth.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (gate.service_url should point here).")] = 7870,
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+) -> None:
+    """Serve the page of every gate that waits without a process (runs until Ctrl-C).
+
+    Pages live at ``/<run>/gate/<epoch>?token=...``, the links the runs announce; ``/`` lists
+    the open gates. A decision resumes the run; a gate past its deadline gets gate.on_timeout.
+    """
+    from interaction_app.server import GateServerError
+    from pipelines.gate_service import serve as serve_gates
+
+    try:
+        serve_gates(_config(params, sets), host, port)
+    except GateServerError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def demo(
     autopilot: AutopilotOpt = None,

@@ -1,0 +1,211 @@
+"""The gate service (`hill gates serve`): one web server for every gate that waits with no process.
+
+A run that suspends at a gate leaves a ticket; this service serves that gate's page at the
+stable address ``/<run>/gate/<epoch>?token=...`` the run announced, records the decision
+through the page's one recorder and resumes the flow run (:mod:`pipelines.gate_service_gates`).
+
+Routes:
+    GET  /                                   index of open gates (no tokens)
+    GET  /healthz                            "ok"
+    GET  /api/gates                          open gates as JSON (no tokens)
+    *    /<run>/gate/<epoch>/...             the Gradio page (token)
+    GET  /<run>/gate/<epoch>/api/snapshot    the snapshot and context as JSON (token)
+    POST /<run>/gate/<epoch>/api/decision    record a decision (token; source "page")
+
+Access (:mod:`pipelines.gate_service_auth`): a gate's paths need its token; the rest needs HTTP
+Basic auth when auth is configured, which it must be to bind anything but loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+from pipelines.gate_service_api import ApiError, body_cap, parse_body, read_body
+from pipelines.gate_service_auth import GateAccess
+from pipelines.gate_service_gates import CLOSE_AFTER_S, REFRESH_S, GateService, log
+
+API_SOURCE = "page"  # the JSON API is the page's own API: same recorder, same source
+
+
+def create_app(
+    run_dir: str | Path,
+    basic: tuple[str, str] | None = None,
+    refresh_s: float = REFRESH_S,
+    close_after_s: float = CLOSE_AFTER_S,
+) -> FastAPI:
+    """The service as an ASGI app (run it with uvicorn); ``basic``: (user, password) or None."""
+    gates = GateService(run_dir, refresh_s, close_after_s)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        task = asyncio.create_task(refresh_forever(gates))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await gates.close_all()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    gates.app = app
+    app.state.gates = gates
+    app.add_middleware(GateAccess, gates=gates, basic=basic)
+    add_routes(app, gates)
+    return app
+
+
+async def refresh_forever(gates: GateService) -> None:
+    while True:
+        try:
+            await gates.refresh()
+        except Exception as err:  # noqa: BLE001 - a failed scan is retried at the next one
+            log.error(f"gate scan of {gates.run_dir} failed: {type(err).__name__}: {err}")
+        await asyncio.sleep(gates.refresh_s)
+
+
+def add_routes(app: FastAPI, gates: GateService) -> None:
+    """The service's own routes; registered before any page, so they match first."""
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    @app.get("/api/gates")
+    async def list_gates() -> list[dict]:
+        await gates.refresh()
+        now = time.time()
+        return [
+            {
+                "run": g.ticket.run_name,
+                "epoch": g.ticket.epoch,
+                "deadline": g.ticket.deadline,
+                "seconds_left": max(0.0, round(g.ticket.deadline - now, 1)),
+                "path": g.ticket.page_path(),
+            }
+            for g in gates.open_gates()
+        ]
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> str:
+        await gates.refresh()
+        return index_html(gates, time.time())
+
+    @app.get("/{run}/gate/{epoch:int}/api/snapshot")
+    def snapshot(run: str, epoch: int) -> JSONResponse:
+        from interaction_app.layout import view_payload
+
+        gate = gates.gates.get((run, epoch))
+        recorder = gate.recorder if gate else None
+        if recorder is None:  # unmounted between the access check and here
+            return error(410, f"gate at epoch {epoch} of {run} is decided")
+        ctx = recorder.context
+        return JSONResponse(
+            {
+                **view_payload(recorder.snapshot, ctx.class_names),
+                "run_name": ctx.run_name,
+                "run_id": ctx.run_id,
+                "gate_epoch": ctx.gate_epoch,
+                "deadline": gate.ticket.deadline,
+                "decided": recorder.decision.decision if recorder.decision else None,
+            }
+        )
+
+    @app.post("/{run}/gate/{epoch:int}/api/decision")
+    async def decision(run: str, epoch: int, request: Request) -> JSONResponse:
+        gate = gates.gates.get((run, epoch))
+        recorder = gate.recorder if gate else None
+        if recorder is None:
+            return error(410, f"gate at epoch {epoch} of {run} is decided")
+        try:
+            body = await read_body(request, body_cap(len(recorder.snapshot)))
+            result = await asyncio.to_thread(record, recorder, body)
+        except ApiError as err:
+            return error(err.status, str(err))
+        return JSONResponse(
+            {
+                "decision": result.decision,
+                "edits_path": result.edits_path,
+                "edits_sha256": result.edits_sha256,
+                "source": result.source,
+            }
+        )
+
+
+def record(recorder, body: bytes):
+    """Parse, validate against the snapshot, and record through the page's recorder."""
+    from hill_core.edits import EditsError
+    from interaction_app.layout import rows_to_positions
+    from interaction_app.recorder import GateClosedError
+
+    decision, rows = parse_body(body)
+    try:
+        x, y, moved = rows_to_positions(recorder.snapshot, rows)
+        return recorder.record(decision, x, y, moved, API_SOURCE)
+    except EditsError as err:
+        raise ApiError(422, str(err)) from None
+    except GateClosedError as err:
+        raise ApiError(409, str(err)) from None
+
+
+def error(status: int, message: str) -> JSONResponse:
+    from pipelines.gate_service_auth import one_line
+
+    return JSONResponse({"error": one_line(message)}, status_code=status)
+
+
+def index_html(gates: GateService, now: float) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(g.ticket.run_name)}</td><td>{g.ticket.epoch}</td>"
+        f"<td>{time_left(g.ticket.deadline - now)}</td>"
+        f"<td><code>{html.escape(g.ticket.page_path())}</code></td></tr>"
+        for g in gates.open_gates()
+    )
+    table = (
+        f"<table><tr><th>Run</th><th>Epoch</th><th>Time left</th><th>Page</th></tr>{rows}</table>"
+        if rows
+        else "<p>No gate is waiting.</p>"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>hill gates</title></head>"
+        "<body style='font-family: sans-serif'><h1>Gates waiting for a decision</h1>"
+        f"{table}<p>This page shows no tokens: each gate opens only through the link its run "
+        "announced (terminal, flow-run logs, the Prefect artifact), which carries the gate's "
+        "secret token.</p></body></html>"
+    )
+
+
+def time_left(seconds: float) -> str:
+    if seconds <= 0:
+        return "timing out"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def serve(cfg, host: str, port: int) -> None:
+    """Serve until interrupted.
+
+    Raises:
+        GateServerError: ``host`` is reachable from other machines and no auth is configured,
+            or the auth setting is unreadable (one line).
+    """
+    import uvicorn
+
+    from interaction_app.server import GateServerError, is_loopback, resolve_auth
+
+    basic = resolve_auth(cfg.gate)
+    if basic is None and not is_loopback(host):
+        raise GateServerError(
+            f"--host {host} is reachable from other machines: set {cfg.gate.auth_env}="
+            f"user:password or gate.auth_file, or bind 127.0.0.1"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    print(f"Gate service on http://{host}:{port}/ serving gates under {cfg.base.run_dir}")
+    app = create_app(cfg.base.run_dir, basic)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

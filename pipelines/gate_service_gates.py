@@ -1,0 +1,221 @@
+"""The gate service's registry: which gates it serves, mounted where, and what happens to them.
+
+Gates are found as tickets (:mod:`pipelines.gate_ticket`) under ``base.run_dir``; each open one
+gets its page, built by ``build_gate_app`` and mounted on the running app at
+``/<run>/gate/<epoch>``. A decision recorded through the page's one recorder (by the page, the
+JSON API or the timeout) resumes the flow run. A decided gate stays mounted ``close_after_s``
+more, read-only, so tabs still open learn the decision and lock; then it answers 410.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from fastapi import FastAPI
+
+from pipelines.gate_service_auth import one_line
+from pipelines.gate_ticket import TICKET_GLOB, GateTicket, TicketError, expired, read_ticket
+
+log = logging.getLogger("hill.gate_service")
+REFRESH_S = 3.0  # how often the background scan looks for new, decided and expired gates
+CLOSE_AFTER_S = 30.0  # a decided page stays up this long, read-only, for tabs still open
+
+
+@dataclass(eq=False)
+class Gate:
+    """One gate the service knows: live (page mounted), closed (decided), or broken (error)."""
+
+    ticket: GateTicket
+    recorder: object | None = None  # interaction_app.recorder.GateRecorder while live
+    blocks: object | None = None  # the page's gr.Blocks while live
+    mount: object | None = None  # its starlette Mount in the app's routes while live
+    stack: AsyncExitStack | None = None  # the mounted Gradio app's lifespan
+    decided_at: float | None = None  # time.monotonic() when the service saw the decision
+    error: str = ""  # why the page cannot be built (answered 503)
+
+    @property
+    def live(self) -> bool:
+        return self.mount is not None
+
+    def decided(self) -> bool:
+        recorded = self.recorder is not None and self.recorder.decision is not None
+        return recorded or not self.ticket.is_open()
+
+    def closed_line(self) -> str:
+        t = self.ticket
+        return f"gate at epoch {t.epoch} of {t.run_name} is decided; it no longer accepts edits"
+
+
+class GateService:
+    """The registry of gates, keyed by (run, epoch); mutated only on the server's event loop."""
+
+    def __init__(self, run_dir: str | Path, refresh_s=REFRESH_S, close_after_s=CLOSE_AFTER_S):
+        self.run_dir = Path(run_dir)
+        self.refresh_s = refresh_s
+        self.close_after_s = close_after_s
+        self.gates: dict[tuple[str, int], Gate] = {}
+        self.app: FastAPI | None = None
+        self._lock = asyncio.Lock()
+
+    async def lookup(self, run: str, epoch: int) -> Gate | None:
+        """The gate, scanning once more when it is new (its link may beat the next scan)."""
+        if (run, epoch) not in self.gates:
+            await self.refresh()
+        return self.gates.get((run, epoch))
+
+    def open_gates(self) -> list[Gate]:
+        live = [g for g in self.gates.values() if g.live and not g.decided()]
+        return sorted(live, key=lambda g: g.ticket.deadline)
+
+    async def refresh(self) -> None:
+        """Mount new gates, record expired ones' timeouts, unmount decided and vanished ones."""
+        async with self._lock:
+            found = await asyncio.to_thread(scan_tickets, self.run_dir)
+            for key in [k for k in self.gates if found.get(k) != self.gates[k].ticket]:
+                await self._close(self.gates.pop(key))  # vanished, or rewritten (a new token)
+            for key, ticket in found.items():
+                if key not in self.gates:
+                    self.gates[key] = gate = Gate(ticket)
+                    if ticket.is_open():
+                        await self._open(gate)
+            await self._time_out(time.time())
+            await self._close_decided(time.monotonic())
+
+    async def _open(self, gate: Gate) -> None:
+        try:
+            gate.blocks = await asyncio.to_thread(build_page, gate.ticket, self._resumer(gate))
+        except Exception as err:  # noqa: BLE001 - a broken ticket must not stop the others
+            gate.error = one_line(f"gate {gate.ticket.page_path()} cannot be served: {err}")
+            log.error(gate.error)
+            return
+        gate.recorder = gate.blocks.gate_recorder
+        gate.mount, gate.stack = await mount_page(self.app, gate.blocks, gate.ticket.page_path())
+
+    async def _time_out(self, now: float) -> None:
+        from interaction_app.recorder import GateClosedError
+
+        for gate in self.open_gates():
+            if expired(gate.ticket, now):
+                t = gate.ticket
+                try:
+                    await asyncio.to_thread(
+                        gate.recorder.record, t.on_timeout, None, None, None, "timeout"
+                    )
+                    log.warning(f"{t.run_name} epoch {t.epoch}: deadline passed, {t.on_timeout}")
+                except GateClosedError:
+                    pass  # decided in the last moment: that decision stands
+
+    async def _close_decided(self, now: float) -> None:
+        for gate in [g for g in self.gates.values() if g.live and g.decided()]:
+            gate.decided_at = gate.decided_at or now
+            if now - gate.decided_at >= self.close_after_s:
+                await self._close(gate)
+
+    async def _close(self, gate: Gate) -> None:
+        """Unmount the page and stop its Gradio queue; the gate then answers 410."""
+        if gate.mount is not None:
+            self.app.router.routes.remove(gate.mount)
+        if gate.blocks is not None:
+            gate.blocks.close(verbose=False)
+        if gate.stack is not None:
+            await gate.stack.aclose()
+        gate.mount = gate.blocks = gate.stack = gate.recorder = None
+
+    async def close_all(self) -> None:
+        async with self._lock:
+            for gate in self.gates.values():
+                await self._close(gate)
+
+    def _resumer(self, gate: Gate):
+        """The page's on_decision: resume the flow run in a thread, so the page answers at once."""
+        context = contextvars.copy_context()  # carries Prefect's settings (e.g. a test server)
+
+        def on_decision(decided) -> None:
+            args = (gate.ticket, decided)
+            threading.Thread(target=context.copy().run, args=(resume, *args), daemon=True).start()
+
+        return on_decision
+
+
+def scan_tickets(run_dir: Path) -> dict[tuple[str, int], GateTicket]:
+    """Every readable ticket under ``run_dir``, open or decided (unreadable ones are skipped)."""
+    found = {}
+    for path in sorted(run_dir.glob(TICKET_GLOB)):
+        try:
+            ticket = read_ticket(path)
+        except TicketError:
+            continue
+        found[(ticket.run_name, ticket.epoch)] = ticket
+    return found
+
+
+def build_page(ticket: GateTicket, on_decision):
+    """The gate's page, as the in-process gate builds it (runs in a worker thread)."""
+    from hill_core.edits import read_snapshot
+    from interaction_app.app import build_gate_app
+    from pipelines.gate_ticket import context_of
+
+    snapshot, _ = read_snapshot(ticket.snapshot_path)
+    return build_gate_app(snapshot, context_of(ticket.context), on_decision)
+
+
+async def mount_page(app: FastAPI, blocks, path: str):
+    """Mount ``blocks`` at ``path`` on the running ``app`` and start its queue.
+
+    ``mount_gradio_app`` expects to run before the server starts: it chains the Gradio app's
+    startup into the parent's lifespan. Here the lifespan has already run, so the chain is
+    undone (it would keep every page alive) and the Gradio app's own lifespan and startup
+    events run now, on the server's loop.
+    """
+    import gradio as gr
+
+    from interaction_app.server import theme
+
+    lifespan = app.router.lifespan_context
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path=path,
+        ssr_mode=False,  # no Node server: one process, one port
+        theme=theme(),
+        footer_links=["api"],
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+    )
+    app.router.lifespan_context = lifespan
+    mount = app.router.routes[-1]
+    stack = AsyncExitStack()
+    await stack.enter_async_context(mount.app.router.lifespan_context(mount.app))
+    blocks.run_startup_events()
+    await blocks.run_extra_startup_events()
+    mount.app.startup_events_triggered = True
+    return mount, stack
+
+
+def resume(ticket: GateTicket, decided) -> None:
+    """Resume the paused or suspended flow run with the decision; a failure is one log line.
+
+    The decision stays recorded either way: a flow run that is resumed later finds it.
+    """
+    from pipelines.gate import GateDecisionInput, resume_when_paused
+
+    where = f"{ticket.run_name} epoch {ticket.epoch}: {decided.decision} ({decided.source})"
+    try:
+        answer = GateDecisionInput(decision=decided.decision)
+        resume_when_paused(UUID(ticket.flow_run_id), answer, lambda: False)
+    except Exception as err:  # noqa: BLE001 - not found, not paused, server down: all the same
+        log.warning(
+            f"{where} recorded; could not resume flow run {ticket.flow_run_id}: "
+            f"{type(err).__name__}: {one_line(err, 160)}"
+        )
+        return
+    log.info(f"{where} recorded; resumed flow run {ticket.flow_run_id}")
