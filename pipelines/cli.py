@@ -188,10 +188,73 @@ def serve(
     UI) and then runs its paired baseline. Uses the Prefect server at PREFECT_API_URL, or starts
     a local one (with its UI on http://127.0.0.1:4200) while serving.
     """
+    from pipelines.deploy import DeployError, check_cron
     from pipelines.serve import serve as serve_flow
 
     _check_strategy(autopilot)
+    try:
+        check_cron(cron, "UTC")
+    except DeployError as err:
+        raise typer.BadParameter(str(err)) from None
     serve_flow(_config(params, sets), cron, name, autopilot)
+
+
+@app.command()
+def resume(
+    run_name: Annotated[str, typer.Argument(help="The run's name (its folder under runs/).")],
+    params: ParamsOpt = Path("params.yaml"),
+    progress: Annotated[bool, typer.Option(help="Progress bars per epoch.")] = True,
+) -> None:
+    """Continue a run whose process died (mid-segment or at a gate), in its own MLflow runs.
+
+    Finished segments come back from their checkpoints and recorded gates from their edits
+    files: only the cut-short segment trains again, from its last checkpoint, and a gate that
+    was waiting opens again. The run's own parameters are used; params.yaml only says where
+    runs/ is.
+    """
+    from pipelines.flow import RunSpec, guided_training
+    from pipelines.resume import NotResumableError, resume_params
+
+    try:
+        started = resume_params(_config(params, None), run_name)
+    except NotResumableError as err:
+        raise typer.BadParameter(str(err)) from None
+    spec = RunSpec(**{**started["spec"], "progress": progress})
+    _report(guided_training(started["config"], spec), None)
+
+
+@app.command()
+def deploy(
+    cron: Annotated[
+        str | None, typer.Option(help='Schedule, e.g. "0 3 * * *" (03:00 every day).')
+    ] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    sets: SetOpt = None,
+    pool: Annotated[str, typer.Option(help="Prefect work pool its workers poll.")] = "hill-pool",
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "hill-guided",
+    timezone: Annotated[str, typer.Option(help="Time zone of --cron (IANA).")] = "UTC",
+    autopilot: AutopilotOpt = None,
+    concurrency: Annotated[int, typer.Option(help="Runs of this deployment at once.", min=1)] = 1,
+) -> None:
+    """Register the flow as a Prefect deployment on a work pool, with params.yaml as its
+    parameters; a worker on the pool runs it (`infra/up.sh` starts one).
+
+    Gates of its runs suspend: the worker is free while a run waits, and the gate service
+    (`hill gates serve`) serves the page at the link in the run's logs. Start a run now with
+    `prefect deployment run guided-training/<name>`.
+    """
+    from pipelines.deploy import DeployError
+    from pipelines.deploy import deploy as deploy_flow
+
+    _check_strategy(autopilot)
+    cfg = _config(params, sets)
+    try:
+        deployment_id = deploy_flow(cfg, name, pool, cron, timezone, autopilot, concurrency)
+    except DeployError as err:
+        raise typer.BadParameter(str(err)) from None
+    when = f"on {cron!r} ({timezone})" if cron else "without a schedule"
+    typer.echo(f"Deployment guided-training/{name} ({deployment_id}) on pool {pool}, {when}")
+    typer.echo(f"Run it now: prefect deployment run guided-training/{name}")
 
 
 @app.command()

@@ -4,11 +4,17 @@ prepare → for each segment: train the guided run, train its lockstep baseline,
 judge the last edit → (at a gate) snapshot → gate → record edits → … → evaluate both. The story
 itself is ``hill_core.loop.drive``; here each step is a task over checkpoint files. The same
 flow runs a baseline alone (α = 0, no gates) and a replay (gates answered from a run's edits).
+
+The flow is safe to run again from the top under the same run name: finished segments come
+back from their checkpoints (``pipelines.tasks``), recorded gates from their edits files, and
+MLflow logging goes on in the same runs. That is how a suspended gate resumes, how a Prefect
+retry continues, and what ``hill resume`` does after a crash.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -54,10 +60,12 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
     cfg = from_dict(config)
     spec = named(spec or RunSpec(), cfg)
     name_flow_run(spec.name)
+    save_spec(cfg, spec)
     with contextlib.ExitStack() as stack:
         steps = FlowSteps(cfg, spec, stack)
         drive(cfg, steps, lockstep=spec.mode != "baseline")
         summary = steps.finish()
+    RunPaths.of(cfg, spec.name).summary().write_text(json.dumps(summary, indent=1))
     return summary
 
 
@@ -76,8 +84,10 @@ class FlowSteps:
             "guided": stack.enter_context(Tracker.start(cfg, spec.name, tags_of(spec)))
         }
         ckpt, inherited = tasks.prepare(cfg.to_dict(), self.paths["guided"])
-        self.trackers["guided"].log_history(inherited)
+        if not ckpt.reused:
+            self.trackers["guided"].log_history(inherited)
         self.ckpt = {"guided": ckpt}
+        self.replaying = False  # the last segment came from the journal: log nothing twice
         self.gate_files: dict[int, str] = {}
         self.guard_note = ""
         self.reverts = 0
@@ -88,6 +98,7 @@ class FlowSteps:
             self.configs[run], self.ckpt[run], last, teacher_file, guidance.alpha_scale,
             self.paths[run], self.trackers[run].log_epoch, self.spec.progress,
         )  # fmt: skip
+        self.replaying = self.ckpt[run].reused
         return history
 
     def fork_baseline(self) -> None:
@@ -106,7 +117,8 @@ class FlowSteps:
         ckpt, inherited = tasks.prepare(
             self.configs["baseline"], self.paths["baseline"], self.ckpt["guided"].path
         )
-        tracker.log_history(inherited)
+        if not ckpt.reused:
+            tracker.log_history(inherited)
         self.ckpt["baseline"] = ckpt
 
     def mark(self) -> tasks.Checkpoint:
@@ -127,6 +139,8 @@ class FlowSteps:
     def judged(self, verdict: GuardVerdict) -> None:
         self.guard_note = verdict.line()
         self.reverts += verdict.action == "revert"
+        if self.replaying:
+            return  # judged and logged before this re-run
         tracker = self.trackers["guided"]
         tracker.log_history([{**verdict.metrics(), "epoch": verdict.epoch}])
         tracker.set_tag(f"guard.{verdict.gate_epoch:04d}", verdict.action)
@@ -157,13 +171,32 @@ def named(spec: RunSpec, cfg: Config) -> RunSpec:
         raise ValueError("a replay needs spec.replay_from, the recorded edits folder")
     if spec.autopilot and spec.autopilot not in STRATEGIES:
         raise ValueError(f"unknown autopilot strategy {spec.autopilot!r} ({', '.join(STRATEGIES)})")
-    name = spec.name or new_run_name(cfg, spec.mode)
+    name = spec.name or flow_run_name(cfg, spec.mode) or new_run_name(cfg, spec.mode)
     spec = spec.model_copy(update={"name": name})
     if spec.mode == "guided":
         path = RunPaths.of(cfg, name).config()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(config_yaml(cfg))  # a replay checks it trains the same
     return spec
+
+
+def flow_run_name(cfg: Config, mode: str) -> str | None:
+    """A name fixed by the flow run (its scheduled time and id), so that every re-run of one
+    flow run (resumed gate, retry) is the same hill run; None outside a flow run."""
+    context = FlowRunContext.get()
+    if context is None:
+        return None
+    run = context.flow_run
+    when = run.expected_start_time or run.created
+    return f"{cfg.data.name}-{mode}-{when:%Y%m%d-%H%M%S}-{run.id.hex[:6]}"
+
+
+def save_spec(cfg: Config, spec: RunSpec) -> None:
+    """The flow's parameters beside the run's checkpoints: ``hill resume`` re-runs them."""
+    path = RunPaths.of(cfg, spec.name).flow_params()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    params = {"config": cfg.to_dict(), "spec": spec.model_dump(mode="json")}
+    path.write_text(json.dumps(params, indent=1))
 
 
 def name_flow_run(name: str) -> None:
@@ -213,16 +246,24 @@ class GateFacts:
 
 
 def answer_gate(cfg, spec: RunSpec, paths, view, facts: GateFacts) -> GateDecision:
-    """Replay, autopilot, or a person at the gate page."""
+    """Replay, autopilot, or a person at the gate page; a decision recorded before (by a
+    re-run's first try, or the gate service while the run was suspended) stands."""
     if spec.replay_from:
         return gate.replayed(spec.replay_from, view)
+    if paths.edits(view.epoch).exists():
+        return GateDecision.recorded(paths.edits(view.epoch))
     if spec.autopilot:
         return gate.autopilot(spec.autopilot, cfg, paths, view)
     return gate.ask_person(cfg, paths, view, facts)
 
 
 def record_gate(spec: RunSpec, view, answer: GateDecision, facts: GateFacts, tracker, workdir):
-    """Version the edits with DVC (a replay's are versioned already), log the gate, one line."""
+    """Version the edits with DVC (a replay's are versioned already), log the gate, one line.
+
+    A gate already in the MLflow run (a re-run from the top) is not versioned or logged again.
+    """
+    if tracker.resumed and tracker.has_tag(f"gate.{view.epoch:04d}.decision"):
+        return
     md5 = dvc_md5(answer.edits_path) if spec.replay_from else dvc_add(answer.edits_path)
     edits, _ = read_edits(answer.edits_path)
     record = GateRecord(

@@ -1,5 +1,15 @@
 """The gate: a person (through the gate page and a Prefect pause), a simulated user, or a replay.
 
+A person's gate waits in one of two ways (``gate.wait``):
+
+- **pause** (a plain ``hill run`` on a laptop): this process serves the page and
+  ``pause_flow_run`` waits, holding the process, as described below;
+- **suspend** (runs of a deployment, on a worker): the run writes a gate ticket
+  (``pipelines.gate_ticket``), announces the gate service's link, and ``suspend_flow_run``
+  ends the process. The gate service (``hill gates serve``) serves the page, records the
+  decision and resumes the run; Prefect then runs the flow again from the top, which replays
+  its finished segments from their checkpoints and finds the decision in the edits file.
+
 Every answer is a :class:`hill_core.decision.GateDecision`: the decision, the edits file that
 records it (written before anything acts on it) and who decided. A person's gate is one small
 function, :func:`ask_person`: start the page, announce its link,
@@ -28,7 +38,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.exceptions import NotPausedError
-from prefect.flow_runs import pause_flow_run, resume_flow_run
+from prefect.flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
 
 from hill_core.config import Config
@@ -55,14 +65,70 @@ class GateDecisionInput(RunInput):
 
 
 def ask_person(cfg: Config, paths: RunPaths, view: GateView, facts) -> GateDecision:
-    """Serve the gate page, pause the flow run until a decision (or the timeout), return it.
+    """Wait for a person's decision (or the timeout), as ``gate.wait`` says; return it.
 
     ``facts`` (``pipelines.flow.GateFacts``) carries the lockstep baseline and the guard's note.
     """
+    context = gate_context(cfg, paths, view, facts)
+    if suspends(cfg):
+        return suspend_for_person(cfg, paths, view, context)
+    return pause_for_person(cfg, paths, view, context)
+
+
+def suspends(cfg: Config) -> bool:
+    """Suspend (free the process) when asked, or by default for runs of a deployment."""
+    if cfg.gate.wait != "auto":
+        return cfg.gate.wait == "suspend"
+    return FlowRunContext.get().flow_run.deployment_id is not None
+
+
+def suspend_for_person(cfg: Config, paths: RunPaths, view: GateView, context) -> GateDecision:
+    """Write the gate's ticket, announce the gate service's link, suspend the flow run.
+
+    Nothing after ``suspend_flow_run`` runs in this process: it exits. When the gate service
+    records the decision and resumes the run, the re-run finds the edits file before it gets
+    here. Only a resume through Prefect's own form (decision only) comes back here: the same
+    pause key then returns that input at once, and it is recorded unedited.
+    """
+    from pipelines import gate_ticket as tickets
+
+    run_id = str(FlowRunContext.get().flow_run.id)
+    path = tickets.ticket_path(cfg.base.run_dir, paths.name, view.epoch)
+    if not (path.exists() and tickets.read_ticket(path).flow_run_id == run_id):
+        token, digest = tickets.new_token()
+        ticket = tickets.GateTicket(
+            paths.name, view.epoch, run_id, view.snapshot_path, tickets.context_json(context),
+            digest, time.time() + cfg.gate.timeout_s, cfg.gate.on_timeout,
+        )  # fmt: skip
+        tickets.write_ticket(cfg.base.run_dir, ticket)
+        announce(ticket.link(cfg.gate.service_url, token), cfg, paths, view.epoch)
+    got = suspend_flow_run(
+        wait_for_input=GateDecisionInput.with_initial_data(
+            description=gate_markdown(None, cfg, paths, view.epoch)
+        ),
+        timeout=cfg.gate.timeout_s + PAUSE_MARGIN_S,
+        key=f"gate-{view.epoch}",
+    )
+    return settle(record_unedited(view, context, got.decision), cfg, view.epoch)
+
+
+def record_unedited(view: GateView, context, decision: str) -> GateDecision:
+    """Record a decision made in Prefect's form, unless one was recorded first (that stands)."""
+    from interaction_app.recorder import GateClosedError, GateRecorder
+
+    snapshot, _ = read_snapshot(view.snapshot_path)
+    recorder = GateRecorder(snapshot, context, lambda decided: None)
+    try:
+        return recorder.record(decision, None, None, None, source="prefect")
+    except GateClosedError:
+        return recorder.decision
+
+
+def pause_for_person(cfg: Config, paths: RunPaths, view: GateView, context) -> GateDecision:
+    """Serve the gate page here and pause the flow run until a decision (or the timeout)."""
     from interaction_app.server import launch_gate
 
     snapshot, _ = read_snapshot(view.snapshot_path)
-    context = gate_context(cfg, paths, view, facts)
     resumer = PageResumer(FlowRunContext.get().flow_run.id)
     with launch_gate(snapshot, context, resumer, cfg.gate) as page:
         announce(page.url, cfg, paths, view.epoch)
@@ -202,10 +268,12 @@ def announce(url: str, cfg: Config, paths: RunPaths, epoch: int) -> None:
     )
 
 
-def gate_markdown(url: str, cfg: Config, paths: RunPaths, epoch: int) -> str:
+def gate_markdown(url: str | None, cfg: Config, paths: RunPaths, epoch: int) -> str:
+    """The gate's Prefect artifact and resume-form text (``url`` None: see the artifact)."""
+    page = f"[{url}]({url})" if url else f"the link in this run's `gate-{epoch}` artifact"
     return (
         f"### hill gate: {paths.name}, epoch {epoch}\n\n"
-        f"Open the gate page: [{url}]({url})\n\n"
+        f"Open the gate page: {page}\n\n"
         f"Or resume here: *approve* keeps the layout unedited, *skip* keeps or clears the "
         f"teacher (`hill.on_skip={cfg.hill.on_skip}`), *stop* ends training. Without a decision "
         f"within {cfg.gate.timeout_s} s the gate applies `{cfg.gate.on_timeout}`."

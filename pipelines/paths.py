@@ -38,6 +38,14 @@ class RunPaths:
     def edits(self, gate_epoch: int) -> Path:
         return gate_file(self.edits_dir, gate_epoch)
 
+    def flow_params(self) -> Path:
+        """The flow's parameters (config and spec) as it was started: ``hill resume`` reads it."""
+        return self.run_dir / "flow_params.json"
+
+    def summary(self) -> Path:
+        """The final scores, written when the run finishes."""
+        return self.run_dir / "summary.json"
+
     def config(self) -> Path:
         """The resolved config, beside the edits so that a replay can check it trains the same."""
         return self.edits_dir / "config.yaml"

@@ -75,4 +75,6 @@ def serve(cfg: Config, cron: str, name: str, autopilot: str | None) -> None:
                 name=name,
                 cron=cron,
                 parameters={"config": cfg.to_dict(), "spec": spec.model_dump()},
+                global_limit=1,  # a run still waiting at a gate delays the next one
+                pause_on_shutdown=True,  # Ctrl-C pauses the schedule: nothing fires unattended
             )

@@ -3,6 +3,12 @@
 A task takes and returns checkpoint paths, never tensors: the checkpoint (hill_core.train's
 plain dict) is the only hand-over between tasks, so any segment can be re-run or resumed from
 disk, and the flow's parameters and results stay small and JSON-able.
+
+The checkpoints are also the run's journal. Each records its *lineage* (the checkpoint it was
+trained from, the teacher file's hash, the guard's alpha factor); a task whose output already
+exists with the same lineage returns it without training. So a run that Prefect re-runs from
+the top (after a suspended gate, a retry) or that ``hill resume`` restarts after a crash
+replays its finished segments in a moment and trains only what is missing.
 """
 
 from __future__ import annotations
@@ -10,16 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from hill_core.checkpoint import load_state, save_state
+from hill_core.checkpoint import CheckpointError, load_state, read_checkpoint, save_state
 from hill_core.config import Config, from_dict
 from hill_core.data import load_data
 from hill_core.decision import GateDecision
-from hill_core.edits import write_snapshot
+from hill_core.edits import file_sha256, write_snapshot
 from hill_core.evaluate import evaluate
 from hill_core.snapshot import take_snapshot
 from hill_core.teacher import Teacher
@@ -35,6 +42,7 @@ class Checkpoint:
 
     path: str
     epoch: int
+    reused: bool = False  # found on disk with the same lineage: not trained (nor logged) again
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,52 @@ def prepare(
         the checkpoint and the per-epoch metrics it inherits (empty for a fresh state).
     """
     cfg = from_dict(config)
+    lineage = {"from": Path(fork_from).name if fork_from else "init", "config": cfg.hash()}
+    epoch = read_checkpoint(fork_from)["epoch"] if fork_from else 0
+    found = journal_entry(paths.checkpoint(epoch), lineage)
+    if found is not None:
+        return Checkpoint(str(paths.checkpoint(epoch)), epoch, True), found["extra"]["history"]
     data = load_data(cfg.data, cfg.base.seed)
     state = load_state(fork_from, cfg, data) if fork_from else init_state(cfg, data)
+    state.extra = {**state.extra, "lineage": lineage, "history": state.extra.get("history", [])}
     path = save_state(state, paths.checkpoint(state.epoch))
-    return Checkpoint(str(path), state.epoch), list(state.extra.get("history", []))
+    return Checkpoint(str(path), state.epoch), list(state.extra["history"])
+
+
+def journal_entry(path: Path, lineage: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it was made from ``lineage``'s inputs, else None.
+
+    A missing, torn or foreign file (a process killed mid-save, another lineage) is None: the
+    step runs again and replaces it.
+    """
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = read_checkpoint(path)
+    except CheckpointError:
+        return None
+    return checkpoint if checkpoint.get("extra", {}).get("lineage") == lineage else None
+
+
+def segment_lineage(checkpoint: Checkpoint, teacher_file: str | None, alpha_scale: float):
+    """What a segment's result depends on besides the config: its start and its guidance."""
+    return {
+        "from": Path(checkpoint.path).name,
+        "teacher_sha256": file_sha256(teacher_file) if teacher_file else "",
+        "alpha_scale": float(alpha_scale),
+    }
+
+
+def segment_file(paths: RunPaths, last: int, teacher_file: str | None, alpha_scale: float):
+    """``ckpt_epoch_0008.pt``, or with the guidance in its name (``-g0004``, ``-a0.500``).
+
+    A reverted segment is trained twice to the same epoch: the two results keep their own
+    files, so a re-run from the top finds both.
+    """
+    path = paths.checkpoint(last)
+    tag = f"-g{int(Path(teacher_file).stem.split('_')[-1]):04d}" if teacher_file else ""
+    tag += f"-a{alpha_scale:.3f}" if alpha_scale != 1.0 else ""
+    return path.with_name(f"{path.stem}{tag}{path.suffix}")
 
 
 @task(name="train-segment", cache_policy=NO_CACHE)
@@ -92,6 +142,12 @@ def train(
     Returns:
         the new checkpoint and the segment's per-epoch metrics.
     """
+    lineage = segment_lineage(checkpoint, teacher_file, alpha_scale)
+    out = segment_file(paths, last, teacher_file, alpha_scale)
+    found = journal_entry(out, lineage)
+    if found is not None:
+        done = [m for m in found["extra"]["history"] if checkpoint.epoch < m["epoch"] <= last]
+        return Checkpoint(str(out), last, True), done
     cfg, state = _load(config, checkpoint.path)
     teacher = teacher_of(teacher_file, len(state.data.class_names))
     with epoch_bar(checkpoint.epoch, cfg.train.epochs, progress) as advance:
@@ -108,7 +164,8 @@ def train(
         state, history = train_segment(
             state, checkpoint.epoch + 1, last, teacher, hook, alpha_scale
         )
-    return Checkpoint(str(save_state(state, paths.checkpoint(last))), last), history
+    state.extra["lineage"] = lineage
+    return Checkpoint(str(save_state(state, out)), last), history
 
 
 def teacher_of(teacher_file: str | None, num_classes: int) -> Teacher | None:

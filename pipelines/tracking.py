@@ -5,12 +5,19 @@ beside it, unless ``MLFLOW_TRACKING_URI`` points elsewhere. Metrics go out batch
 ``log_batch`` per epoch): per-value calls cost seconds per thousand on the sqlite store.
 Runs are addressed by id through an ``MlflowClient``, never through MLflow's global active
 run, so the flow's tasks and the gate page's threads cannot end up logging to the wrong run.
+
+A hill run keeps one MLflow run for its whole life: a run re-started from the top (a resumed
+gate, a Prefect retry, ``hill resume``) finds its MLflow run by the ``hill.run_name`` tag and
+goes on logging there. While it waits at a suspended gate the MLflow run is SCHEDULED; a run
+whose process was killed is marked KILLED by the next hill process that looks (see
+:func:`reap_dead_runs`), so nothing stays RUNNING forever.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -70,23 +77,47 @@ class Tracker:
     # (MLflow's own async logging costs a second at every run's end to shut its queue down.)
     writer: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "mlflow"))
     pending: list[Future] = field(default_factory=list)
+    resumed: bool = False  # an existing MLflow run of this hill run, re-opened
 
     @classmethod
     @contextmanager
     def start(cls, cfg: Config, name: str, tags: dict[str, str]) -> Iterator[Tracker]:
-        """Open the run (tags, params, resolved config); close it FINISHED, or FAILED on error."""
+        """Open the run, or re-open this hill run's; close it FINISHED, FAILED on error, or
+        SCHEDULED while the flow is suspended at a gate."""
+        from prefect.exceptions import Pause
+
         mlflow_client = client()
-        run = mlflow_client.create_run(
-            experiment_id(mlflow_client, cfg), run_name=name, tags=run_tags(cfg, tags)
-        )
-        tracker = cls(mlflow_client, run.info.run_id)
-        tracker._log_config(cfg)
+        experiment = experiment_id(mlflow_client, cfg)
+        reap_dead_runs(mlflow_client, experiment)
+        tracker = cls.reopen(mlflow_client, experiment, name)
+        if tracker is None:
+            all_tags = {**run_tags(cfg, tags), **alive_tags()}
+            run = mlflow_client.create_run(experiment, run_name=name, tags=all_tags)
+            tracker = cls(mlflow_client, run.info.run_id)
+            tracker._log_config(cfg)
         try:
             yield tracker
+        except Pause:
+            tracker.end("SCHEDULED")  # waits at a gate with no process; resumes in this run
+            raise
         except BaseException as err:
             tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
             raise
         tracker.end("FINISHED")
+
+    @classmethod
+    def reopen(cls, mlflow_client, experiment: str, name: str) -> Tracker | None:
+        """This hill run's MLflow run, set RUNNING again for this process; None if it has none."""
+        runs = mlflow_client.search_runs(
+            [experiment], f"tags.`hill.run_name` = '{name}'", max_results=1
+        )
+        if not runs:
+            return None
+        run_id = runs[0].info.run_id
+        mlflow_client.update_run(run_id, status="RUNNING")
+        for key, value in alive_tags().items():
+            mlflow_client.set_tag(run_id, key, value)
+        return cls(mlflow_client, run_id, resumed=True)
 
     def end(self, status: str) -> None:
         """Write what is still queued, then close the run (FAILED if a write failed)."""
@@ -178,6 +209,9 @@ class Tracker:
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
 
+    def has_tag(self, key: str) -> bool:
+        return key in self.client.get_run(self.run_id).data.tags
+
 
 @contextmanager
 def _quiet(logger_name: str) -> Iterator[None]:
@@ -214,6 +248,38 @@ def run_tags(cfg: Config, tags: dict[str, str]) -> dict[str, str]:
         "hill.config_hash": cfg.hash(),
         **{k: v for k, v in tags.items() if v},
     }
+
+
+def alive_tags() -> dict[str, str]:
+    """Which process logs the run now: lets a later process tell a dead one from a live one."""
+    return {"hill.host": _host(), "hill.pid": str(os.getpid())}
+
+
+def reap_dead_runs(mlflow_client, experiment: str) -> None:
+    """Mark KILLED every RUNNING run of this host whose logging process is gone (SIGKILL, OOM,
+    a lost machine leaves no chance to close it). ``hill resume`` re-opens it later."""
+    runs = mlflow_client.search_runs(
+        [experiment], f"attributes.status = 'RUNNING' and tags.`hill.host` = '{_host()}'"
+    )
+    for run in runs:
+        pid = int(run.data.tags.get("hill.pid", "0") or 0)
+        if pid and not _alive(pid):
+            mlflow_client.set_tag(run.info.run_id, "hill.ended", f"process {pid} died")
+            mlflow_client.set_terminated(run.info.run_id, "KILLED")
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def pair_runs(guided_run_id: str, baseline_run_id: str) -> None:

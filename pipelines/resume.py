@@ -1,0 +1,53 @@
+"""`hill resume RUN`: continue a run whose process died, from what its files hold.
+
+The run is started again from the top under its own name with the parameters it was started
+with (``runs/<run>/flow_params.json``): finished segments come back from their checkpoints,
+recorded gates from their edits files, and MLflow logging goes on in the run's own MLflow runs.
+Only the segment that was cut short trains again, from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hill_core.config import Config, ConfigError, from_dict
+from pipelines.paths import RunPaths
+
+
+class NotResumableError(LookupError):
+    """The run cannot be resumed; the message says why and what can be, in one line."""
+
+
+def resume_params(cfg: Config, run_name: str) -> dict[str, Any]:
+    """The flow parameters ``run_name`` was started with.
+
+    Raises:
+        NotResumableError: no such run, an unreadable parameter file, or a finished run.
+    """
+    paths = RunPaths.of(cfg, run_name)
+    file = paths.flow_params()
+    if not file.is_file():
+        known = ", ".join(resumable(cfg)) or "none"
+        raise NotResumableError(
+            f"no run {run_name!r} under {cfg.base.run_dir} (resumable: {known})"
+        )
+    if paths.summary().is_file():
+        raise NotResumableError(f"{run_name} already finished ({paths.summary()})")
+    try:
+        params = json.loads(file.read_text())
+        from_dict(params["config"])
+    except (ValueError, KeyError, TypeError, ConfigError) as err:
+        raise NotResumableError(f"{file}: not readable flow parameters ({err})") from None
+    return params
+
+
+def resumable(cfg: Config) -> list[str]:
+    """Runs under base.run_dir that started and did not finish, by name."""
+    root = Path(cfg.base.run_dir)
+    return sorted(
+        p.parent.name
+        for p in root.glob("*/flow_params.json")
+        if not (p.parent / "summary.json").exists()
+    )
