@@ -213,12 +213,14 @@ def resume(
     runs/ is.
     """
     from pipelines.flow import RunSpec, guided_training
-    from pipelines.resume import NotResumableError, resume_params
+    from pipelines.resume import NotResumableError, resume_params, retire_flow_runs
 
     try:
         started = resume_params(_config(params, None), run_name)
     except NotResumableError as err:
         raise typer.BadParameter(str(err)) from None
+    for flow_run_id in retire_flow_runs(run_name):
+        typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
     spec = RunSpec(**{**started["spec"], "progress": progress})
     _report(guided_training(started["config"], spec), None)
 

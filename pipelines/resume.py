@@ -51,3 +51,25 @@ def resumable(cfg: Config) -> list[str]:
         for p in root.glob("*/flow_params.json")
         if not (p.parent / "summary.json").exists()
     )
+
+
+def retire_flow_runs(run_name: str) -> list[str]:
+    """End, as Crashed, the unfinished Prefect flow runs of ``run_name`` whose process died.
+
+    Without this the Prefect UI and `hill gates list` would go on showing the dead process's
+    run as Running, or Paused at a gate whose page no longer exists. Returns their ids.
+    """
+    from prefect import get_client
+    from prefect.client.schemas import filters
+    from prefect.states import Crashed
+
+    name = filters.FlowRunFilterName(any_=[run_name])
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=filters.FlowRunFilter(name=name))
+        ended = []
+        for run in runs:
+            if run.state is not None and not run.state.is_final():
+                message = "its process died; continued by `hill resume`"
+                client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+                ended.append(str(run.id))
+    return ended
