@@ -5,9 +5,12 @@
 #   HILL_HEALTH_TIMEOUT=120 (s to wait for a service to turn healthy)  HILL_STOP_TIMEOUT=20 (s, TERM then KILL)
 #   HILL_PG_BIN        PostgreSQL's bin folder (default: the newest /usr/lib/postgresql/*/bin)
 #   VENV               the project's virtual environment (default .venv)
+#   HILL_PROJECT_DIR   where the worker and the gate service run: the hill project whose
+#                      params.yaml, runs/ and data/ they use (default: this checkout)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(cd "$ROOT" && realpath -m "${VENV:-.venv}")"
 HILL_INFRA_DIR="$(cd "$ROOT" && realpath -m "${HILL_INFRA_DIR:-.hill-infra}")"
+HILL_PROJECT_DIR="$(cd "$ROOT" && realpath -m "${HILL_PROJECT_DIR:-.}")"
 HILL_PG_PORT="${HILL_PG_PORT:-5433}"
 HILL_PREFECT_PORT="${HILL_PREFECT_PORT:-4200}"
 HILL_MLFLOW_PORT="${HILL_MLFLOW_PORT:-5000}"

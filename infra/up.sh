@@ -41,12 +41,13 @@ client_env=(
   "${common_env[@]}" PREFECT_API_URL="$PREFECT_API" MLFLOW_TRACKING_URI="$MLFLOW_URI"
 )
 
-# Start "$@" as service $1 in its own session (so down.sh can kill it as a group), in $ROOT,
+# Start "$@" as service $1 in its own session (so down.sh can kill it as a group), in the
+# project folder (the worker's flows and the gate service read its params.yaml, runs/, data/),
 # logging to logs/<service>.log, pid in pids/<service>.pid.
 spawn() {
   local name="$1"; shift
   printf '=== %s up.sh starts %s\n' "$(date -Is)" "$name" >>"$LOGS/$name.log"
-  (cd "$ROOT" && exec setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&-) &
+  (cd "$HILL_PROJECT_DIR" && exec setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&-) &
   echo $! >"$PIDS/$name.pid"
 }
 
@@ -194,7 +195,7 @@ up_worker() {
 # --- Gate service ---------------------------------------------------------------------------
 gate_healthy() { http_ok "http://127.0.0.1:$HILL_GATE_PORT/healthz"; }
 up_gate() {
-  if ! (cd "$ROOT" && "$VENV/bin/hill" gates serve --help >/dev/null 2>&1); then
+  if ! (cd "$HILL_PROJECT_DIR" && "$VENV/bin/hill" gates serve --help >/dev/null 2>&1); then
     say "gate: skipped: 'hill gates serve' is not available in this checkout"
     return
   fi

@@ -1,10 +1,8 @@
 """The production stack of infra/: up.sh and down.sh for real, compose.yaml as a file."""
 
-import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import urllib.request
@@ -12,65 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from infra_helpers import alive as _alive
+from infra_helpers import free_ports as _free_ports
+from infra_helpers import get as _get
+from infra_helpers import pg_bin as _pg_bin
+from infra_helpers import port_open as _port_open
+from infra_helpers import sessions as _sessions
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 VENV = ROOT / ".venv"
 SERVERS = ["postgres", "prefect", "mlflow", "worker"]
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields after the command name in /proc/PID/stat: state, ppid, pgrp, session, ..."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def _alive(pid: int) -> bool:
-    """Exists and is no zombie (nothing here need reap what down.sh killed)."""
-    fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def _sessions(leaders: set[int]) -> set[int]:
-    """Every live process in the sessions that up.sh's daemons lead."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields and fields[0] not in ("Z", "X") and int(fields[3]) in leaders:
-                found.add(int(entry.name))
-    return found
-
-
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        assert r.status == 200, url
-        return r.read().decode()
 
 
 def _gate_available() -> bool:

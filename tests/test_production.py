@@ -1,0 +1,174 @@
+"""Production mode end to end: the stack of infra/up.sh, a deployment, a worker, a suspended
+gate answered through the gate service while no process holds the run, MLflow on PostgreSQL.
+
+1. up.sh starts PostgreSQL, the Prefect and MLflow servers on it, a process worker and the
+   gate service; `hill deploy` registers the flow (a bad cron gets one line).
+2. A run is triggered through the deployment and the worker picks it up.
+3. At its gate the run suspends: its process exits, the worker stops too, and the gate is
+   answered through the gate service's API; a new worker resumes the run to the end.
+4. The MLflow server holds the guided run and its baseline with every metric.
+5. down.sh leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from flow_helpers import QUIET, make_project
+from infra_helpers import Stack, alive, pg_bin, port_open, sessions
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+HILL = str(Path(sys.executable).parent / "hill")
+
+
+@pytest.fixture
+def stack(tmp_path):
+    if pg_bin() is None:
+        reason = "PostgreSQL binaries missing (/usr/lib/postgresql/*/bin/pg_ctl)"
+        if os.environ.get("HILL_REQUIRE_POSTGRES"):
+            pytest.fail(f"HILL_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(f"{reason}; apt-get install postgresql")
+    project = tmp_path / "project"
+    stack = Stack(HILL_PROJECT_DIR=str(project))
+    make_project(project, [f"gate.service_url={stack.gate_url}", "hill.gate_epochs=[2]",
+                           "train.epochs=3"])  # fmt: skip
+    stack.project = project
+    stack.env.update({**QUIET, "PREFECT_API_URL": stack.prefect_api,
+                      "MLFLOW_TRACKING_URI": stack.mlflow_uri,
+                      "PREFECT_HOME": str(tmp_path / ".prefect")})  # fmt: skip
+    try:
+        yield stack
+    finally:
+        stack.down()
+
+
+def hill(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([HILL, *args], cwd=stack.project, env=stack.env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    if check and done.returncode != 0:
+        pytest.fail(f"hill {' '.join(args)}: {done.stdout}\n{done.stderr}{stack.logs()}")
+    return done
+
+
+def prefect(stack: Stack, path: str, body: dict | None = None) -> dict | list:
+    """A call to the Prefect server's REST API (POST when ``body`` is given)."""
+    data = None if body is None else json.dumps(body, default=str).encode()
+    request = urllib.request.Request(f"{stack.prefect_api}{path}", data,
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def state_of(stack: Stack, flow_run_id: str) -> str:
+    return prefect(stack, f"/flow_runs/{flow_run_id}")["state"]["name"]
+
+
+def wait_state(stack: Stack, flow_run_id: str, names: set[str], timeout: float = 400) -> str:
+    deadline = time.monotonic() + timeout
+    while (name := state_of(stack, flow_run_id)) not in names:
+        assert name not in {"Failed", "Crashed", "Cancelled"}, f"{name}{stack.logs(40)}"
+        assert time.monotonic() < deadline, f"still {name}{stack.logs(40)}"
+        time.sleep(1)
+    return name
+
+
+def test_deployed_run_frees_the_worker_at_its_gate_and_resumes(stack):
+    stack.script("up.sh")
+    first = stack.pids()
+    bad = hill(stack, "deploy", "--cron", "61 3 * * *", check=False)
+    assert bad.returncode == 2 and "Invalid cron string" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    hill(stack, "deploy", "--cron", "0 3 * * *", "--name", "nightly")
+    (deployment,) = prefect(stack, "/deployments/filter", {})
+    limit = deployment["global_concurrency_limit"]
+    assert limit["limit"] == 1 and deployment["work_pool_name"] == "hill-pool", deployment
+    assert deployment["parameters"]["config"]["gate"]["service_url"] == stack.gate_url
+
+    run = prefect(stack, f"/deployments/{deployment['id']}/create_flow_run", {})
+    wait_state(stack, run["id"], {"Suspended"})  # the worker ran it to its gate
+    flow_run = prefect(stack, f"/flow_runs/{run['id']}")
+    name = flow_run["name"]
+    ticket = stack.project / "runs" / name / "gate_0002.ticket.json"
+    assert ticket.is_file()
+    # No process holds the run: the worker's session has the worker alone, then not even it.
+    wait_for(lambda: sessions({first["worker"]}) == {first["worker"]})
+    stack.script("down.sh", "worker")
+
+    listed = hill(stack, "gates", "list").stdout
+    link = next(line.split()[-1] for line in listed.splitlines() if line.startswith(name))
+    assert link.startswith(f"{stack.gate_url}/{name}/gate/2?token=")
+    path, token = link.removeprefix(stack.gate_url).split("?token=")
+    refused = post(f"{stack.gate_url}{path}/api/decision?token=wrong", {"decision": "approve"})
+    assert (
+        refused[0] == 403
+        and not (stack.project / "data/edits" / name / "gate_0002.parquet").exists()
+    )
+    snapshot = get_json(f"{stack.gate_url}{path}/api/snapshot?token={token}")
+    points = zip(snapshot["sample_id"], snapshot["x"], snapshot["y"], strict=True)
+    rows = [{"sample_id": s, "x": 0.5 * x, "y": 0.5 * y, "moved": False} for s, x, y in points]
+    status, reply = post(f"{stack.gate_url}{path}/api/decision?token={token}",
+                         {"decision": "approve", "rows": rows})  # fmt: skip
+    assert status == 200 and reply["decision"] == "approve", reply
+    wait_state(stack, run["id"], {"Resuming"}, 60)  # Scheduled again, for a worker
+
+    stack.script("up.sh", "worker")  # a new worker picks the resumed run up
+    wait_state(stack, run["id"], {"Completed"})
+    assert json.loads((stack.project / "runs" / name / "summary.json").read_text())
+
+    check_mlflow(stack, name)
+    everything = sessions(set(stack.pids().values())) | set(first.values())
+    stack.script("down.sh")
+    assert not [pid for pid in everything if alive(pid)]
+    assert not [p for p in (stack.pg, stack.prefect, stack.mlflow, stack.gate) if port_open(p)]
+
+
+def check_mlflow(stack: Stack, name: str) -> None:
+    """The guided run and its baseline on the MLflow server, finished, with every metric."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(stack.mlflow_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = {r.info.run_name: r for r in client.search_runs(experiments)}
+    guided, baseline = runs[name], runs[f"{name}-baseline"]
+    assert guided.data.tags["hill.paired_run_id"] == baseline.info.run_id
+    assert guided.data.tags["gate.0002.decision"] == "approve"
+    assert guided.data.tags["gate.0002.source"] == "page"
+    for run in (guided, baseline):
+        assert run.info.status == "FINISHED"
+        for key in ("val_acc", "train_acc", "loss", "test_acc", "test_f1"):
+            assert key in run.data.metrics, (run.info.run_name, key)
+        steps = {m.step for m in client.get_metric_history(run.info.run_id, "val_acc")}
+        assert steps == {1, 2, 3}
+    assert "gate_val_acc" in guided.data.metrics
+    assert UUID(guided.data.tags["hill.prefect_flow_run_id"])
+
+
+def wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
