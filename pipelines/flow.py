@@ -32,7 +32,7 @@ from hill_core.users import STRATEGIES
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
 from pipelines.tracking import GateRecord, Tracker, pair_runs
-from pipelines.versioning import check_repo, dvc_add, dvc_md5
+from pipelines.versioning import check_repo, dvc_add, dvc_md5, dvc_push
 
 
 class RunSpec(BaseModel):
@@ -265,13 +265,16 @@ def record_gate(spec: RunSpec, view, answer: GateDecision, facts: GateFacts, tra
     if tracker.resumed and tracker.has_tag(f"gate.{view.epoch:04d}.decision"):
         return
     md5 = dvc_md5(answer.edits_path) if spec.replay_from else dvc_add(answer.edits_path)
+    remote = "" if spec.replay_from else dvc_push(answer.edits_path)
     edits, _ = read_edits(answer.edits_path)
     record = GateRecord(
         view.epoch, answer.decision, answer.source, Path(answer.edits_path), edits, md5,
         view.val_accuracy, facts.gap_pp(view.epoch), facts.since_edit_pp(view.epoch),
     )  # fmt: skip
     tracker.log_gate(record, view.class_names, workdir)
-    get_run_logger().info(gate_status(record))
+    get_run_logger().info(
+        gate_status(record) + (f", pushed to DVC remote {remote}" if remote else "")
+    )
 
 
 def gate_status(g: GateRecord) -> str:

@@ -1,4 +1,9 @@
-"""DVC at the edge: gate edits are tracked with ``dvc add`` through DVC's Python API."""
+"""DVC at the edge: gate edits are tracked with ``dvc add`` through DVC's Python API.
+
+When the repository has a default remote (``dvc remote add -d``), each gate's edits are also
+pushed to it as soon as they are recorded: a team's runs on several workers, and a lost
+worker's disk, keep every edit where ``dvc pull`` finds it.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,27 @@ def dvc_add(path: Path | str, wait_s: float = LOCK_WAIT_S) -> str:
                 repo.scm_context.quiet = True  # no "git add ..." hints in the run's logs
                 repo.add(str(path))
             return dvc_md5(path)
+        except LockError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(LOCK_RETRY_S)
+
+
+def dvc_push(path: Path | str, wait_s: float = LOCK_WAIT_S) -> str:
+    """Push a tracked file to the repository's default remote; returns the remote's name, or
+    "" when none is configured (a laptop's project: nothing to push)."""
+    from dvc.lock import LockError
+    from dvc.repo import Repo
+
+    path = Path(path).resolve()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with Repo(str(check_repo(path.parent))) as repo:
+                remote = repo.config.get("core", {}).get("remote", "")
+                if remote:
+                    repo.push(targets=[str(path)], remote=remote)
+                return remote
         except LockError:
             if time.monotonic() > deadline:
                 raise

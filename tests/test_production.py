@@ -5,7 +5,8 @@ gate answered through the gate service while no process holds the run, MLflow on
    gate service; `hill deploy` registers the flow (a bad cron gets one line).
 2. A run is triggered through the deployment and the worker picks it up.
 3. At its gate the run suspends: its process exits, the worker stops too, and the gate is
-   answered through the gate service's API; a new worker resumes the run to the end.
+   answered through the gate service's API; a new worker resumes the run to the end. The
+   edits went to the project's DVC remote (a local folder here) as soon as they were recorded.
 4. The MLflow server holds the guided run and its baseline with every metric.
 5. down.sh leaves nothing running.
 """
@@ -25,6 +26,8 @@ import pytest
 from flow_helpers import QUIET, make_project
 from infra_helpers import Stack, alive, pg_bin, port_open, sessions
 
+from pipelines.versioning import dvc_md5
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 HILL = str(Path(sys.executable).parent / "hill")
@@ -42,6 +45,9 @@ def stack(tmp_path):
     make_project(project, [f"gate.service_url={stack.gate_url}", "hill.gate_epochs=[2]",
                            "train.epochs=3"])  # fmt: skip
     stack.project = project
+    remote = [sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc")]
+    subprocess.run(remote, cwd=project, check=True)  # a team's DVC remote, as a local folder
+    stack.dvc_store = tmp_path / "dvc"
     stack.env.update({**QUIET, "PREFECT_API_URL": stack.prefect_api,
                       "MLFLOW_TRACKING_URI": stack.mlflow_uri,
                       "PREFECT_HOME": str(tmp_path / ".prefect")})  # fmt: skip
@@ -123,6 +129,9 @@ def test_deployed_run_frees_the_worker_at_its_gate_and_resumes(stack):
     stack.script("up.sh", "worker")  # a new worker picks the resumed run up
     wait_state(stack, run["id"], {"Completed"})
     assert json.loads((stack.project / "runs" / name / "summary.json").read_text())
+    edits = stack.project / "data/edits" / name / "gate_0002.parquet"
+    md5 = dvc_md5(edits)  # pushed to the DVC remote as soon as it was recorded
+    assert (stack.dvc_store / "files/md5" / md5[:2] / md5[2:]).is_file()
 
     check_mlflow(stack, name)
     everything = sessions(set(stack.pids().values())) | set(first.values())
