@@ -40,9 +40,18 @@ def create_app(
     basic: tuple[str, str] | None = None,
     refresh_s: float = REFRESH_S,
     close_after_s: float = CLOSE_AFTER_S,
+    resume=None,
 ) -> FastAPI:
-    """The service as an ASGI app (run it with uvicorn); ``basic``: (user, password) or None."""
-    gates = GateService(run_dir, refresh_s, close_after_s)
+    """The service as an ASGI app (run it with uvicorn).
+
+    Args:
+        basic: (user, password) for the index and /api/gates, or None.
+        refresh_s: seconds between background scans of ``run_dir``.
+        close_after_s: how long a decided page stays up, read-only.
+        resume: ``resume(ticket, decided)``, called in a thread after each decision; default
+            resumes the ticket's Prefect flow run.
+    """
+    gates = GateService(run_dir, refresh_s, close_after_s, resume)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -18,7 +18,10 @@ import re
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, quote
 
-GATE_PATH = re.compile(r"^/(?P<run>[^/]+)/gate/(?P<epoch>\d{1,9})(?P<rest>/.*)?$")
+# Every path shaped like a gate's is checked here, canonical or not, so that no alias of a gate
+# (/run/gate/04, /run/gate/+4) reaches a handler without its token: only canonical epochs exist.
+GATE_PATH = re.compile(r"^/(?P<run>[^/]+)/gate/(?P<epoch>[^/]+)(?P<rest>/.*)?$")
+EPOCH = re.compile(r"0|[1-9]\d{0,8}")
 COOKIE = "hill_gate_token"
 OPEN_PATHS = frozenset({"/healthz"})  # for probes: says nothing about any gate
 
@@ -44,8 +47,8 @@ class GateAccess:
             if path in OPEN_PATHS or self.basic is None or basic_ok(scope, self.basic):
                 return await self.app(scope, receive, send)
             return await refuse(scope, send, 401, "HTTP Basic auth required", basic_challenge=True)
-        run, epoch = match["run"], int(match["epoch"])
-        gate = await self.gates.lookup(run, epoch)
+        run, epoch = match["run"], match["epoch"]
+        gate = await self.gates.lookup(run, int(epoch)) if EPOCH.fullmatch(epoch) else None
         if gate is None:
             return await refuse(scope, send, 404, f"no gate of run {run} at epoch {epoch}")
         from_query = query_token(scope)

@@ -57,8 +57,12 @@ class Gate:
 class GateService:
     """The registry of gates, keyed by (run, epoch); mutated only on the server's event loop."""
 
-    def __init__(self, run_dir: str | Path, refresh_s=REFRESH_S, close_after_s=CLOSE_AFTER_S):
+    def __init__(
+        self, run_dir: str | Path, refresh_s=REFRESH_S, close_after_s=CLOSE_AFTER_S, resume=None
+    ):
+        """``resume(ticket, decided)`` tells the flow run; default :func:`resume_flow` (Prefect)."""
         self.run_dir = Path(run_dir)
+        self.resume = resume or resume_flow
         self.refresh_s = refresh_s
         self.close_after_s = close_after_s
         self.gates: dict[tuple[str, int], Gate] = {}
@@ -82,10 +86,11 @@ class GateService:
             for key in [k for k in self.gates if found.get(k) != self.gates[k].ticket]:
                 await self._close(self.gates.pop(key))  # vanished, or rewritten (a new token)
             for key, ticket in found.items():
-                if key not in self.gates:
-                    self.gates[key] = gate = Gate(ticket)
+                if key not in self.gates:  # registered once built: lookups never see half a gate
+                    gate = Gate(ticket)
                     if ticket.is_open():
                         await self._open(gate)
+                    self.gates[key] = gate
             await self._time_out(time.time())
             await self._close_decided(time.monotonic())
 
@@ -139,8 +144,8 @@ class GateService:
         context = contextvars.copy_context()  # carries Prefect's settings (e.g. a test server)
 
         def on_decision(decided) -> None:
-            args = (gate.ticket, decided)
-            threading.Thread(target=context.copy().run, args=(resume, *args), daemon=True).start()
+            args = (self.resume, gate.ticket, decided)
+            threading.Thread(target=context.copy().run, args=args, daemon=True).start()
 
         return on_decision
 
@@ -201,7 +206,7 @@ async def mount_page(app: FastAPI, blocks, path: str):
     return mount, stack
 
 
-def resume(ticket: GateTicket, decided) -> None:
+def resume_flow(ticket: GateTicket, decided) -> None:
     """Resume the paused or suspended flow run with the decision; a failure is one log line.
 
     The decision stays recorded either way: a flow run that is resumed later finds it.
