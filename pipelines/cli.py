@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hill_core.config import Config, ConfigError, load_config
+from hill_core.config import Config, ConfigError, from_dict, load_config
 
 app = typer.Typer(
     help="hill: guided training with approval gates, tracked in MLflow, edits versioned by DVC.",
@@ -219,6 +219,11 @@ def resume(
         started = resume_params(_config(params, None), run_name)
     except NotResumableError as err:
         raise typer.BadParameter(str(err)) from None
+    from pipelines.tracking import live_process
+
+    pid = live_process(from_dict(started["config"]), run_name)
+    if pid is not None:
+        raise typer.BadParameter(f"{run_name} is still running (pid {pid}); nothing to resume")
     for flow_run_id in retire_flow_runs(run_name):
         typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
     spec = RunSpec(**{**started["spec"], "progress": progress})

@@ -268,6 +268,24 @@ def reap_dead_runs(mlflow_client, experiment: str) -> None:
             mlflow_client.set_terminated(run.info.run_id, "KILLED")
 
 
+def live_process(cfg: Config, name: str) -> int | None:
+    """The pid of a live process on this host that is logging hill run ``name``, else None."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(f"{cfg.tracking.experiment_prefix}-"
+                                                      f"{cfg.data.name}")  # fmt: skip
+    if experiment is None:
+        return None
+    runs = mlflow_client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`hill.run_name` = '{name}' and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        pid = int(run.data.tags.get("hill.pid", "0") or 0)
+        if run.data.tags.get("hill.host") == _host() and pid and _alive(pid):
+            return pid
+    return None
+
+
 def _host() -> str:
     return socket.gethostname()
 

@@ -38,8 +38,11 @@ def start(root: Path, *args: str) -> subprocess.Popen:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    log = open(root / f"hill-{time.monotonic_ns()}.log", "w")  # noqa: SIM115 - the child's
-    return subprocess.Popen([HILL, *args], cwd=root, env=env, stdout=log, stderr=log)
+    path = root / f"hill-{time.monotonic_ns()}.log"
+    with open(path, "w") as log:
+        process = subprocess.Popen([HILL, *args], cwd=root, env=env, stdout=log, stderr=log)
+    process.log = path
+    return process
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -126,6 +129,10 @@ def test_sigkill_at_gate_and_after_the_decision_then_resume(project):
                 "-Shill.gate_epochs=[3]")  # fmt: skip
     with GateAnswerer(lambda gate: {}) as watcher:  # notes the gate, answers nothing
         wait_for(lambda: watcher.seen, run)
+    alive = start(root, "resume", "gated")  # refused while the first process lives
+    assert alive.wait(timeout=120) == 2
+    refusal = alive.log.read_text()
+    assert f"gated is still running (pid {run.pid})" in refusal and "Traceback" not in refusal
     kill(run)  # at the gate: nothing recorded yet
 
     resumed = start(root, "resume", "gated", "--no-progress")
