@@ -106,10 +106,17 @@ def suspend_for_person(cfg: Config, paths: RunPaths, view: GateView, context) ->
         wait_for_input=GateDecisionInput.with_initial_data(
             description=gate_markdown(None, cfg, paths, view.epoch)
         ),
-        timeout=cfg.gate.timeout_s + PAUSE_MARGIN_S,
+        timeout=backstop_s(cfg),
         key=f"gate-{view.epoch}",
     )
     return settle(record_unedited(view, context, got.decision), cfg, view.epoch)
+
+
+def backstop_s(cfg: Config) -> int:
+    """Prefect's own pause/suspend timeout: only a backstop, after hill's deadline
+    (``gate.timeout_s``, the one timeout) has recorded ``gate.on_timeout``. A pause that
+    Prefect times out fails the run and cannot be caught."""
+    return cfg.gate.timeout_s + PAUSE_MARGIN_S
 
 
 def record_unedited(view: GateView, context, decision: str) -> GateDecision:
@@ -140,7 +147,7 @@ def pause_for_person(cfg: Config, paths: RunPaths, view: GateView, context) -> G
                 wait_for_input=GateDecisionInput.with_initial_data(
                     description=gate_markdown(page.url, cfg, paths, view.epoch)
                 ),
-                timeout=cfg.gate.timeout_s + PAUSE_MARGIN_S,
+                timeout=backstop_s(cfg),
                 poll_interval=cfg.gate.poll_interval_s,
                 key=f"gate-{view.epoch}",
             )
