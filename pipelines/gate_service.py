@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from pipelines.gate_service_api import ApiError, body_cap, parse_body, read_body
-from pipelines.gate_service_auth import GateAccess
+from pipelines.gate_service_auth import GateAccess, one_line
 from pipelines.gate_service_gates import CLOSE_AFTER_S, REFRESH_S, GateService, log
 
 API_SOURCE = "page"  # the JSON API is the page's own API: same recorder, same source
@@ -164,8 +164,6 @@ def record(recorder, body: bytes):
 
 
 def error(status: int, message: str) -> JSONResponse:
-    from pipelines.gate_service_auth import one_line
-
     return JSONResponse({"error": one_line(message)}, status_code=status)
 
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote
 # Every path shaped like a gate's is checked here, canonical or not, so that no alias of a gate
 # (/run/gate/04, /run/gate/+4) reaches a handler without its token: only canonical epochs exist.
 GATE_PATH = re.compile(r"^/(?P<run>[^/]+)/gate/(?P<epoch>[^/]+)(?P<rest>/.*)?$")
-EPOCH = re.compile(r"0|[1-9]\d{0,8}")
+EPOCH = re.compile(r"0|[1-9][0-9]{0,8}")  # ASCII only: int() also reads other digits
 COOKIE = "hill_gate_token"
 OPEN_PATHS = frozenset({"/healthz"})  # for probes: says nothing about any gate
 

@@ -114,7 +114,9 @@ class GateService:
                     await asyncio.to_thread(
                         gate.recorder.record, t.on_timeout, None, None, None, "timeout"
                     )
-                    log.warning(f"{t.run_name} epoch {t.epoch}: deadline passed, {t.on_timeout}")
+                    log.warning(
+                        f"{t.run_name} epoch {t.epoch}: no decision by its deadline: {t.on_timeout}"
+                    )
                 except GateClosedError:
                     pass  # decided in the last moment: that decision stands
 

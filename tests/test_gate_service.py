@@ -1,0 +1,273 @@
+"""The gate service (`hill gates serve`) over real HTTP: tokens, the JSON API, timeouts, resume.
+
+The service runs in-process (uvicorn in a thread on a free loopback port) over a tmp run_dir
+holding tickets written here. Scans run only when a test asks (the index, /api/gates, or a
+request for a gate not seen yet), so each step is deterministic. One test resumes a real
+paused Prefect flow run on a Prefect test server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from app_helpers import synthetic_context, synthetic_snapshot
+
+from hill_core.edits import read_edits, write_snapshot
+from interaction_app.recorder import GateRecorder
+from interaction_app.server import free_port
+from pipelines.gate_service import create_app
+from pipelines.gate_ticket import GateTicket, context_json, new_token, write_ticket
+
+pytestmark = pytest.mark.slow  # starts web servers and a Prefect test server
+
+HOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_gate(
+    run_dir: Path,
+    run: str = "r1",
+    epoch: int = 4,
+    n: int = 300,
+    flow_run_id: str | None = None,
+    deadline_s: float = 600.0,
+    on_timeout: str = "skip",
+) -> tuple[GateTicket, str]:
+    """A waiting gate as a suspended run leaves it (snapshot, ticket); returns ticket and token."""
+    snapshot = synthetic_snapshot(n)
+    snap = write_snapshot(run_dir / run / f"snapshot_{epoch:04d}.parquet", snapshot, epoch, run)
+    context = synthetic_context(
+        run_dir / run / "edits" / f"gate_{epoch:04d}.parquet", gate_epoch=epoch
+    )
+    token, digest = new_token()
+    ticket = GateTicket(
+        run_name=run,
+        epoch=epoch,
+        flow_run_id=flow_run_id or str(uuid.uuid4()),
+        snapshot_path=str(snap),
+        context=context_json(context),
+        token_sha256=digest,
+        deadline=time.time() + deadline_s,
+        on_timeout=on_timeout,
+    )
+    write_ticket(run_dir, ticket)
+    return ticket, token
+
+
+@contextlib.contextmanager
+def running_service(run_dir: Path, **options) -> Iterator[str]:
+    """The service on a free loopback port; yields its base URL. Scans only when asked."""
+    options = {"refresh_s": 3600.0, "close_after_s": 0.0, **options}
+    app = create_app(run_dir, **options)
+    # log_config=None: reconfiguring logging here would deadlock with Prefect's log handler.
+    config = uvicorn.Config(app, host=HOST, port=free_port(HOST), log_config=None)
+    server = uvicorn.Server(config)
+    # The thread runs in this context, so a Prefect test server's settings reach the service.
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(server.run,), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "service did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://{HOST}:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def one_line_error(response: httpx.Response) -> str:
+    """The refusal's message, checked to be one line and no traceback."""
+    text = response.text.strip()
+    assert "\n" not in text and "Traceback" not in text, text
+    return text
+
+
+def post_decision(client: httpx.Client, path: str, token: str | None, body) -> httpx.Response:
+    params = {"token": token} if token else {}
+    return client.post(f"{path}/api/decision", params=params, json=body)
+
+
+def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+def test_token_cookie_index_and_unknown_gates(run_dir):
+    ticket, token = write_gate(run_dir)
+    decided, decided_token = write_gate(run_dir, run="r0", epoch=2, n=50)
+    recorder = GateRecorder(synthetic_snapshot(50), _context_of(decided), lambda _: None)
+    recorder.record("skip", None, None, None)  # decided before the service started
+    decided_bytes = decided.edits_path.read_bytes()
+    page = ticket.page_path()
+    with running_service(run_dir) as base, httpx.Client(base_url=base, timeout=30) as person:
+        stranger = httpx.Client(base_url=base, timeout=30)
+        for params in ({}, {"token": "wrong"}, {"token": decided_token}):  # another gate's
+            refused = stranger.get(f"{page}/", params=params)
+            assert refused.status_code == 403 and "token" in one_line_error(refused)
+        assert stranger.get(f"{page}/api/snapshot").json()["error"].startswith("this gate needs")
+        first = person.get(page, params={"token": token}, follow_redirects=True)
+        assert first.status_code == 200 and "<html" in first.text
+        cookie = first.history[0].headers["set-cookie"] if first.history else ""
+        cookie = cookie or first.headers["set-cookie"]
+        assert f"Path={page};" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        # Gradio's own calls carry no token: the cookie lets them through, for this gate only.
+        assert person.get(f"{page}/config").json()["root"].endswith(page)
+        assert person.get(f"{page}/api/snapshot").json()["sample_id"][:2] == [3000, 3003]
+        assert stranger.get(f"{page}/config").status_code == 403
+        for unknown in ("/r1/gate/5/", "/nope/gate/4/", "/r1/gate/5/api/snapshot"):
+            missing = person.get(unknown, params={"token": token})
+            assert missing.status_code == 404 and "no gate" in one_line_error(missing)
+        gone = stranger.get("/r0/gate/2/", params={"token": decided_token})
+        assert gone.status_code == 410 and "decided" in one_line_error(gone)
+        index, listed = stranger.get("/"), stranger.get("/api/gates").json()
+        assert stranger.get("/healthz").text == "ok"
+        stranger.close()
+    assert [(g["run"], g["epoch"], g["path"]) for g in listed] == [("r1", 4, page)]
+    assert 590 < listed[0]["seconds_left"] <= 600
+    assert page in index.text and "shows no tokens" in index.text and "/r0/gate/2" not in index.text
+    for text in (index.text, str(listed)):
+        assert token not in text and ticket.token_sha256 not in text
+    assert not ticket.edits_path.exists()  # refusals and reads write nothing
+    assert decided.edits_path.read_bytes() == decided_bytes  # a closed gate is left alone
+
+
+def test_basic_auth_guards_the_index_not_the_gate_pages(run_dir):
+    ticket, token = write_gate(run_dir, n=50)
+    with running_service(run_dir, basic=("ana", "s3cret")) as base:
+        anonymous = httpx.Client(base_url=base, timeout=30)
+        for path in ("/", "/api/gates"):
+            refused = anonymous.get(path)
+            assert refused.status_code == 401 and "Basic" in refused.headers["www-authenticate"]
+        assert anonymous.get("/", auth=("ana", "wrong")).status_code == 401
+        assert anonymous.get("/api/gates", auth=("ana", "s3cret")).json()[0]["run"] == "r1"
+        assert anonymous.get("/healthz").text == "ok"  # probes need no credentials
+        page = anonymous.get(f"{ticket.page_path()}/", params={"token": token})
+        assert page.status_code == 200  # the token is the gate page's credential
+        anonymous.close()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """A Prefect test server for this module (about 13 s to start on 2 cores)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_HOME", str(home))
+        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        with prefect_test_harness():
+            yield
+
+
+def test_api_decision_resumes_the_paused_flow_run_once(run_dir, prefect_server):
+    from prefect import flow
+    from prefect.context import FlowRunContext
+    from prefect.flow_runs import pause_flow_run
+
+    from pipelines.gate import GateDecisionInput
+
+    ids, outcome = queue.Queue(), queue.Queue()
+
+    @flow(name="waits-at-a-gate", persist_result=False)
+    def waits_at_gate() -> str:
+        ids.put(str(FlowRunContext.get().flow_run.id))
+        return pause_flow_run(
+            wait_for_input=GateDecisionInput, timeout=60, poll_interval=1
+        ).decision
+
+    def run_flow() -> None:
+        try:
+            outcome.put(waits_at_gate())
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            outcome.put(err)
+
+    threading.Thread(target=contextvars.copy_context().run, args=(run_flow,), daemon=True).start()
+    ticket, token = write_gate(run_dir, flow_run_id=ids.get(timeout=60))
+    page = ticket.page_path()
+    rows = [
+        {"sample_id": 3000, "x": 1.5, "y": -2.0, "moved": True},
+        {"sample_id": 3003, "x": 0.25, "y": 0.5, "moved": False, "label": 1},
+    ]
+    with running_service(run_dir) as base, httpx.Client(base_url=base, timeout=30) as client:
+        first = post_decision(client, page, token, {"decision": "approve", "rows": rows})
+        assert first.status_code == 200, first.text
+        recorded = ticket.edits_path.read_bytes()
+        again = post_decision(client, page, token, {"decision": "stop"})
+        assert again.status_code == 409 and "already decided: approve" in one_line_error(again)
+        assert client.get("/api/gates").json() == []  # the scan closes the decided gate
+        assert post_decision(client, page, token, {"decision": "stop"}).status_code == 410
+        assert client.get(f"{page}/", params={"token": token}).status_code == 410
+        resumed = outcome.get(timeout=60)
+    assert resumed == "approve"  # the flow run got the decision the page recorded
+    assert first.json()["source"] == "page" and first.json()["decision"] == "approve"
+    assert ticket.edits_path.read_bytes() == recorded  # the first decision stands
+    edits, meta = read_edits(ticket.edits_path, synthetic_snapshot(300))
+    assert (meta.decision, meta.source) == ("approve", "page")
+    assert edits.loc[0, ["x_after", "y_after"]].tolist() == [1.5, -2.0] and edits.loc[0, "moved"]
+    assert edits.loc[1, ["x_after", "y_after"]].tolist() == [0.25, 0.5]
+
+
+def test_timeout_is_recorded_and_a_failed_resume_is_one_log_line(run_dir, prefect_server, caplog):
+    ticket, token = write_gate(run_dir, deadline_s=-1, on_timeout="stop")  # no such flow run
+    caplog.set_level("INFO", logger="hill.gate_service")
+    with running_service(run_dir) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/api/gates").json() == []  # the scan recorded the timeout, closed it
+        assert client.get(f"{ticket.page_path()}/", params={"token": token}).status_code == 410
+        line = wait_for(
+            lambda: [r.getMessage() for r in caplog.records if "could not resume" in r.message],
+            what="the failed resume's log line",
+        )
+        assert client.get("/healthz").text == "ok"  # the service carries on
+    _, meta = read_edits(ticket.edits_path)
+    assert (meta.decision, meta.source) == ("stop", "timeout")
+    assert len(line) == 1 and "\n" not in line[0] and ticket.flow_run_id in line[0]
+    assert "r1 epoch 4: stop (timeout) recorded" in line[0]
+
+
+def test_binding_beyond_loopback_without_auth_exits_2_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HILL_GATE_AUTH"}
+    hill = Path(sys.executable).with_name("hill")
+    params = REPO_ROOT / "params.yaml"
+    done = subprocess.run(
+        [str(hill), "gates", "serve", "--host", "0.0.0.0", "--params", str(params)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "reachable from other machines" in lines[0], done.stderr
+    assert "HILL_GATE_AUTH" in lines[0] and "Traceback" not in done.stdout + done.stderr
+
+
+def _context_of(ticket: GateTicket):
+    from pipelines.gate_ticket import context_of
+
+    return context_of(ticket.context)

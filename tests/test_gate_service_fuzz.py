@@ -1,0 +1,399 @@
+"""Property-based fuzzing of the gate service's HTTP decision API (hypothesis, derandomized).
+
+Every malformed request must get a clear 4xx with a one-line JSON error (never a 5xx or a
+traceback), leave the server up, and write nothing: the run folder's listing and the gate's
+edits file stay exactly as they were, and no flow run is resumed. Valid decisions are recorded
+once: a replay gets 409, and of several sent at the same moment exactly one wins.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import math
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from app_helpers import synthetic_snapshot
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from test_gate_service import running_service, write_gate
+
+from hill_core.edits import DECISIONS
+
+pytestmark = pytest.mark.slow  # a web server and several hundred requests
+
+N_POINTS = 300  # the fuzzed gate's snapshot (body cap: 64 KiB + 256 B per point = 139 KiB)
+SNAPSHOT = synthetic_snapshot(N_POINTS)  # the same table write_gate stores
+IDS = SNAPSHOT["sample_id"].astype(int).tolist()
+LABEL = dict(zip(IDS, SNAPSHOT["label"].astype(int).tolist(), strict=True))
+FUZZ = settings(
+    max_examples=500,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI stays stable
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+TRIED: collections.Counter[str] = collections.Counter()  # payloads sent, by kind
+MIN_TRIED = 500  # what the whole module must have sent (checked by the last test)
+
+
+def listing(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its sha256: what 'nothing was written' is checked against."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+class Service:
+    """The module's running service and its open, never-decided gate."""
+
+    def __init__(self, base: str, run_dir: Path, ticket, token: str, resumed: list):
+        self.base, self.run_dir, self.ticket, self.token = base, run_dir, ticket, token
+        self.resumed = resumed
+        self.client = httpx.Client(base_url=base, timeout=60)
+        self.decision_path = f"{ticket.page_path()}/api/decision"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fuzz") / "runs"
+    ticket, token = write_gate(run_dir, run="fz", n=N_POINTS)
+    resumed = []  # no Prefect here: the service's resume is recorded instead
+    with running_service(run_dir, resume=lambda t, d: resumed.append((t.run_name, d))) as base:
+        svc = Service(base, run_dir, ticket, token, resumed)
+        yield svc
+        svc.client.close()
+
+
+# ---- strategies -----------------------------------------------------------------------------
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)
+)  # floats include NaN and ±inf: json.dumps sends them as NaN / Infinity literals
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@st.composite
+def valid_row(draw, sid: int) -> dict:
+    row = {"sample_id": sid, "x": draw(finite), "y": draw(finite), "moved": draw(st.booleans())}
+    if draw(st.booleans()):
+        row["label"] = LABEL[sid]
+    return row
+
+
+@st.composite
+def valid_payload(draw, min_rows: int = 0) -> dict:
+    ids = draw(st.lists(st.sampled_from(IDS), min_size=min_rows, max_size=12, unique=True))
+    return {"decision": draw(st.sampled_from(DECISIONS)), "rows": [draw(valid_row(s)) for s in ids]}
+
+
+not_a_number = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.lists(finite, max_size=2),
+    st.dictionaries(st.text(max_size=3), finite, max_size=2),
+    st.text(max_size=8).filter(lambda s: not parses_as_float(s)),
+)
+not_finite = st.sampled_from([math.nan, math.inf, -math.inf, "nan", "inf", "-Infinity", 10**400])
+bad_id = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=8),
+    st.floats().filter(lambda f: not f.is_integer()),  # 3000.5, NaN, inf
+    st.integers(min_value=2**63, max_value=2**200),
+    st.lists(st.sampled_from(IDS), min_size=1, max_size=2),
+)
+unknown_id = st.integers(-(2**63), 2**63 - 1).filter(lambda s: s not in LABEL)
+bad_moved = st.one_of(st.none(), st.integers(0, 1), st.text(max_size=5), finite)
+ROW_MUTATIONS = (
+    "x_not_a_number",
+    "x_not_finite",
+    "bad_sample_id",
+    "unknown_sample_id",
+    "duplicate_sample_id",
+    "wrong_label",
+    "bad_moved",
+    "missing_key",
+    "row_not_an_object",
+)
+PAYLOAD_MUTATIONS = (
+    "rows_not_a_list",
+    "bad_decision",
+    "no_decision",
+    "unknown_key",
+    "not_an_object",
+)
+MUTATIONS = ROW_MUTATIONS + PAYLOAD_MUTATIONS
+
+
+@st.composite
+def mutated(draw, kind: str) -> tuple[str, dict | list]:
+    """A valid payload made invalid in exactly one known way, ``kind``: (kind, payload)."""
+    payload = draw(valid_payload(min_rows=1))
+    rows = payload["rows"]
+    i = draw(st.integers(0, len(rows) - 1))
+    if kind == "x_not_a_number":
+        rows[i][draw(st.sampled_from(["x", "y"]))] = draw(not_a_number)
+    elif kind == "x_not_finite":
+        rows[i][draw(st.sampled_from(["x", "y"]))] = draw(not_finite)
+    elif kind == "bad_sample_id":
+        rows[i]["sample_id"] = draw(bad_id)
+    elif kind == "unknown_sample_id":
+        rows[i]["sample_id"] = draw(unknown_id)
+    elif kind == "duplicate_sample_id":
+        rows.insert(draw(st.integers(0, len(rows))), draw(valid_row(rows[i]["sample_id"])))
+    elif kind == "wrong_label":
+        sid = rows[i]["sample_id"]
+        wrong = st.integers(-5, 15).filter(lambda k: k != LABEL[sid])
+        rows[i]["label"] = draw(wrong | st.text(max_size=4) | st.booleans() | st.just(1.5))
+    elif kind == "bad_moved":
+        rows[i]["moved"] = draw(bad_moved)
+    elif kind == "missing_key":
+        del rows[i][draw(st.sampled_from(["sample_id", "x", "y"]))]
+    elif kind == "row_not_an_object":
+        rows[i] = draw(json_leaf | st.lists(st.integers(), max_size=3))
+    elif kind == "rows_not_a_list":
+        payload["rows"] = draw(st.none() | st.text(max_size=5) | st.integers() | st.just({}))
+    elif kind == "bad_decision":
+        payload["decision"] = draw(json_leaf.filter(lambda d: d not in DECISIONS))
+    elif kind == "no_decision":
+        del payload["decision"]
+    elif kind == "unknown_key":
+        payload[draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in payload))] = 1
+    else:  # not_an_object
+        return kind, [payload]
+    return kind, payload
+
+
+def plausibly_valid(payload) -> bool:
+    return isinstance(payload, dict) and payload.get("decision") in DECISIONS
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+raw_bodies = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64).map(str.encode),
+    valid_payload()
+    .map(lambda p: json.dumps(p).encode())
+    .flatmap(
+        lambda b: st.integers(0, len(b) - 1).map(lambda k: b[:k])  # cut short
+    ),
+    st.integers(2_000, 60_000).map(nested),  # deeper than Python's recursion limit
+    st.sampled_from(
+        [
+            b"",
+            b'{"decision": "approve", "rows": [{"sample_id": 3000, "x": NaN, "y": 0}]}',
+            b'{"decision": "approve", "rows": [{"sample_id": 3000, "x": Infinity, "y": 0}]}',
+            b'{"decision": "skip", "rows": [], "decision": -Infinity}',
+            b'{"decision": "\xff\xfe"}',
+            b'{"decision": "approve", "rows": [{"sample_id": 1'
+            + b"0" * 5000
+            + b', "x": 0, "y": 0}]}',
+        ]
+    ),
+)
+ROW_TEXT = '{"sample_id": 3000, "x": 1.0, "y": 1.0, "moved": false}'  # 56 bytes
+
+
+@st.composite
+def request_case(draw) -> dict:
+    """One malformed request: how it is sent, what the service must answer."""
+    others = ["random_json", "raw", "oversized", "token", "gate"]
+    # Each mutation is its own category; the other kinds are weighted 3 to cover as much.
+    category = draw(st.sampled_from([*MUTATIONS, *others * 3]))
+    case = {"category": category, "token": "RIGHT", "path": "RIGHT", "expect": {400, 422}}
+    if category in MUTATIONS:
+        kind, payload = draw(mutated(category))
+        case.update(kind=kind, json=payload)
+        case["expect"] = {400} if kind in ("unknown_key", "not_an_object") else {400, 422}
+    elif category == "random_json":
+        payload = draw(json_value.filter(lambda p: not plausibly_valid(p)))
+        case.update(kind="random_json", json=payload)
+    elif category == "raw":
+        case.update(kind="raw", content=draw(raw_bodies), expect={400, 422})
+    elif category == "oversized":  # 2,600 rows are over the cap; the body is built in send()
+        chunked = draw(st.booleans())  # no Content-Length: the cap applies while streaming
+        case.update(kind=f"oversized_{'chunked' if chunked else 'declared'}", expect={413})
+        case.update(rows=draw(st.integers(2_600, 60_000)), chunked=chunked)
+    elif category == "token":
+        token = draw(
+            st.sampled_from([None, "", "WRONG_CASE", "SHORT", "LONG", "OTHER"])
+            | st.text(max_size=40)
+        )
+        case.update(kind="token", json=draw(valid_payload()), token=token, expect={403})
+        case["as_cookie"] = draw(st.booleans())
+    else:  # no such gate (or an alias of this one), with this gate's token, a valid payload
+        path = draw(st.sampled_from(["5", "04", "+4", "4.0", "4\u0664", " 4", "four"]))
+        case.update(kind="gate", json=draw(valid_payload()), expect={404})
+        case["path"] = draw(st.sampled_from([f"/fz/gate/{path}", "/zz/gate/4"])) + "/api/decision"
+    return case
+
+
+MILLION_ROWS = {  # always tried, besides the drawn cases: 10^6 rows, 56 MB
+    "category": "oversized",
+    "kind": "oversized_million",
+    "token": "RIGHT",
+    "path": "RIGHT",
+    "expect": {413},
+    "rows": 1_000_000,
+    "chunked": False,
+}
+
+
+def chunks(body: bytes, size: int = 64 * 1024):
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+# ---- properties -----------------------------------------------------------------------------
+
+
+def send(svc: Service, case: dict) -> httpx.Response:
+    token = {
+        "RIGHT": svc.token,
+        "WRONG_CASE": svc.token.swapcase(),
+        "SHORT": svc.token[:-1],
+        "LONG": svc.token + "A",
+        "OTHER": "x" * len(svc.token),
+    }.get(case["token"], case["token"])
+    path = svc.decision_path if case["path"] == "RIGHT" else case["path"]
+    params, headers = {}, {"content-type": "application/json"}
+    if token is not None and case.get("as_cookie"):  # quoted: a header holds no control chars
+        headers["cookie"] = f"hill_gate_token={quote(token, safe='')}"
+    elif token is not None:
+        params["token"] = token
+    if "json" in case:
+        content = json.dumps(case["json"]).encode()  # allow_nan: NaN and Infinity go out as is
+    elif "rows" in case:
+        body = '{"decision": "approve", "rows": [' + ",".join([ROW_TEXT] * case["rows"]) + "]}"
+        content = chunks(body.encode()) if case["chunked"] else body.encode()
+    else:
+        content = case["content"]
+    svc.client.cookies.clear()  # a valid request's cookie must not vouch for the next one
+    return svc.client.post(path, params=params, content=content, headers=headers)
+
+
+def assert_clear_refusal(response: httpx.Response, expect: set[int]) -> None:
+    assert response.status_code in expect, (response.status_code, response.text[:300])
+    text = response.text
+    assert "Traceback" not in text and "\n" not in text.strip(), text[:300]
+    error = response.json()["error"]
+    assert isinstance(error, str) and 0 < len(error) <= 300
+
+
+@FUZZ
+@example(case=MILLION_ROWS)
+@given(case=request_case())
+def test_malformed_requests_are_refused_in_one_line_and_write_nothing(service, case):
+    before = listing(service.run_dir)
+    response = send(service, case)
+    TRIED[case["kind"]] += 1
+    assert_clear_refusal(response, case["expect"])
+    assert service.client.get("/healthz").text == "ok"  # still serving
+    assert listing(service.run_dir) == before  # no edits file, no temporary, nothing changed
+    assert not service.ticket.edits_path.exists()
+    assert [run for run, _ in service.resumed if run == "fz"] == []  # no flow run resumed
+
+
+@pytest.fixture(scope="module")
+def decided(service):
+    """A second gate, decided once through the API: (decision path, token, its answer)."""
+    ticket, token = write_gate(service.run_dir, run="replay", n=N_POINTS)
+    path = f"{ticket.page_path()}/api/decision"
+    rows = [{"sample_id": IDS[0], "x": 1.0, "y": 2.0, "moved": True}]
+    body = {"decision": "approve", "rows": rows}
+    first = service.client.post(path, params={"token": token}, json=body)
+    TRIED["replay_first"] += 1
+    assert first.status_code == 200, first.text
+    assert first.json()["source"] == "page" and first.json()["decision"] == "approve"
+    return path, token, first.json()
+
+
+@settings(FUZZ, max_examples=150)
+@given(payload=valid_payload(), as_cookie=st.booleans())
+def test_replays_get_409_and_the_first_decision_stands(service, decided, payload, as_cookie):
+    path, token, first = decided
+    before = listing(service.run_dir)
+    service.client.cookies.clear()
+    if as_cookie:
+        headers = {"cookie": f"hill_gate_token={token}"}
+        again = service.client.post(path, json=payload, headers=headers)
+    else:
+        again = service.client.post(path, params={"token": token}, json=payload)
+    TRIED["replay"] += 1
+    assert_clear_refusal(again, {409})
+    assert "already decided: approve" in again.json()["error"]
+    assert listing(service.run_dir) == before  # the first decision's file is unchanged
+    recorded = hashlib.sha256(Path(first["edits_path"]).read_bytes()).hexdigest()
+    assert recorded == first["edits_sha256"]
+
+
+def race(service: Service, path: str, token: str, n: int = 8) -> list[httpx.Response]:
+    """``n`` valid decisions for one gate, released at the same moment from ``n`` threads."""
+    start, responses = threading.Barrier(n), []
+
+    def decide(k: int) -> None:
+        body = {"decision": DECISIONS[k % 3], "rows": [{"sample_id": IDS[k], "x": k, "y": 0}]}
+        with httpx.Client(base_url=service.base, timeout=60) as client:
+            start.wait()
+            responses.append(client.post(path, params={"token": token}, json=body))
+
+    threads = [threading.Thread(target=decide, args=(k,)) for k in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return responses
+
+
+def test_concurrent_decisions_record_exactly_one(service):
+    for round_ in range(3):
+        ticket, token = write_gate(service.run_dir, run=f"race{round_}", n=N_POINTS)
+        page = ticket.page_path()
+        assert service.client.get(f"{page}/api/snapshot", params={"token": token}).is_success
+        responses = race(service, f"{page}/api/decision", token)
+        TRIED["concurrent"] += len(responses)
+        assert sorted(r.status_code for r in responses) == [200] + [409] * 7
+        for refused in (r for r in responses if r.status_code != 200):
+            assert_clear_refusal(refused, {409})
+        assert ticket.edits_path.exists()
+    runs = [run for run, _ in service.resumed]
+    assert sorted(r for r in runs if r.startswith("race")) == ["race0", "race1", "race2"]
+
+
+def test_zz_payload_count(service):
+    """Runs last (file order): the number of payloads the module threw at the service."""
+    total = sum(TRIED.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(TRIED.items()))
+    print(f"\ngate service fuzz: {total} payloads ({kinds})")
+    assert total >= MIN_TRIED, TRIED
+    assert service.client.get("/healthz").text == "ok"
