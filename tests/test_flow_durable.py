@@ -155,3 +155,40 @@ def test_sigkill_at_gate_and_after_the_decision_then_resume(project):
     assert file_sha256(edits) == recorded
     (mlrun,) = mlflow_runs("gated")
     assert mlrun.info.status == "FINISHED" and mlrun.data.tags["gate.0003.source"] == "page"
+
+
+def test_a_prefect_retry_of_the_flow_resumes_instead_of_retraining(project, monkeypatch):
+    """A flow run that fails after its first segment and is retried by Prefect replays that
+    segment from its checkpoint (not trained again) and ends as one hill run."""
+    from pipelines import flow
+
+    root, cfg = project
+    failures = []
+
+    def flaky_snapshot(*args, **kwargs):
+        if not failures:
+            failures.append("once")
+            raise RuntimeError("the machine hiccuped")
+        return inspect_gate(*args, **kwargs)
+
+    inspect_gate = flow.tasks.inspect_gate
+    monkeypatch.setattr(flow.tasks, "inspect_gate", flaky_snapshot)
+    retried = flow.guided_training.with_options(retries=1, retry_delay_seconds=0)
+    spec = RunSpec(autopilot="compactness")  # no name: the flow run fixes it
+    first_segment = []
+
+    def note_first_segment(*args, **kwargs):
+        out = train(*args, **kwargs)
+        first_segment.append((out[0].path, out[0].reused, Path(out[0].path).stat().st_mtime_ns))
+        return out
+
+    train = flow.tasks.train
+    monkeypatch.setattr(flow.tasks, "train", note_first_segment)
+    summary = retried(cfg.to_dict(), spec)
+
+    assert failures == ["once"]
+    path = first_segment[0][0]
+    tries = [entry for entry in first_segment if entry[0] == path]
+    assert len(tries) == 2 and not tries[0][1] and tries[1][1]  # trained once, then replayed
+    assert tries[0][2] == tries[1][2]  # the checkpoint file was not written again
+    assert len(mlflow_runs(summary["run_name"])) == 1
