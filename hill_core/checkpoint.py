@@ -16,6 +16,7 @@ import torch
 
 from hill_core.config import Config
 from hill_core.data import DataBundle
+from hill_core.errors import HillError
 from hill_core.projection import Projection
 from hill_core.rng import rng_states, set_rng_states
 from hill_core.train import TrainState, init_state
@@ -24,7 +25,7 @@ from hill_core.train import TrainState, init_state
 CHECKPOINT_VERSION = 2
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HillError):
     """A checkpoint that cannot be loaded safely; the message names the file, in one line."""
 
 

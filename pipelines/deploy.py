@@ -13,11 +13,12 @@ from pathlib import Path
 from uuid import UUID
 
 from hill_core.config import Config
+from hill_core.errors import HillError
 
 ENTRYPOINT = "pipelines/flow.py:guided_training"
 
 
-class DeployError(ValueError):
+class DeployError(HillError):
     """The deployment cannot be made as asked; the message says why, in one line."""
 
 

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hill_core.errors import HillError
 from hill_core.losses import LossWeights
 
 TICKET_VERSION = 1
 TICKET_GLOB = "*/gate_*.ticket.json"
 
 
-class TicketError(ValueError):
+class TicketError(HillError):
     """A ticket file is missing or unreadable; the message names the file, in one line."""
 
 

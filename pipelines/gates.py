@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from uuid import UUID
 
+from hill_core.errors import HillError
+
 LINK = re.compile(r"\]\((http[^)]+)\)")
 
 
-class GateNotWaitingError(LookupError):
+class GateNotWaitingError(HillError):
     """No gate waits where the user said; the message lists those that do, in one line."""
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from hill_core.config import Config, ConfigError, from_dict
+from hill_core.errors import HillError
 from pipelines.paths import RunPaths
 
 
-class NotResumableError(LookupError):
+class NotResumableError(HillError):
     """The run cannot be resumed; the message says why and what can be, in one line."""
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from hill_core.errors import HillError
+
 LOCK_WAIT_S = 120.0  # another dvc command (a `dvc status` in a shell) may hold the repo lock
 LOCK_RETRY_S = 0.25
 
 
-class VersioningError(RuntimeError):
+class VersioningError(HillError):
     """The project cannot version edits as configured; the message says what to do."""
 
 

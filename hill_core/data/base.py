@@ -10,8 +10,10 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
+from hill_core.errors import HillError
 
-class DataError(ValueError):
+
+class DataError(HillError):
     """A data folder or file that cannot be loaded; the message says what is wrong, in one line."""
 
 
