@@ -11,6 +11,11 @@ needs nothing but these files.
 
 Every read and write validates; a bad table raises :class:`EditsError` with one line and
 writes nothing. Writes are atomic: temp file, fsync, rename.
+
+Finite is not enough: every position must also lie in the *edit box* (:func:`edit_box`), a
+square around the gate's own layout far larger than anything a person drags to, so that no
+accepted file can overflow the float32 teacher and loss (docs/method.md, "Gate, snapshot and
+edits").
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from hill_core.errors import HillError
 
 SCHEMA_VERSION = 1
 DECISIONS = ("approve", "skip", "stop")
@@ -50,7 +57,19 @@ EDITS_COLUMNS = {
 }
 
 
-class EditsError(ValueError):
+# The edit box (view units: the view's RMS radius is 1 at the freeze). Every edited position
+# must lie within EDIT_BOX_FACTOR x the layout's extent (the larger side of the before-layout's
+# bounding box, at least EDIT_BOX_MIN_EXTENT) of the bounding box's centre, per coordinate. At
+# the page's "fit" zoom the canvas shows about 1.1 extents, so a point 10 extents out needs the
+# view zoomed out about 9x first; the scale slider (at most 3x a class's spread) stays far inside.
+EDIT_BOX_FACTOR = 10.0
+EDIT_BOX_MIN_EXTENT = 1.0  # a collapsed layout (all points at one spot) still gets a box
+# Snapshot positions beyond this are a diverged model, not a layout: refused before anything
+# squares them in float32 (which overflows at about 1.8e19).
+VIEW_LIMIT = 1e6
+
+
+class EditsError(HillError):
     """A snapshot or edits table that breaks the contract; the message says what, in one line."""
 
 
@@ -108,10 +127,51 @@ def unedited(snapshot: pd.DataFrame, run_id: str, gate_epoch: int) -> pd.DataFra
     return make_edits(snapshot, snapshot["x"], snapshot["y"], np.zeros(n, bool), run_id, gate_epoch)
 
 
+def edit_box(before_xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """The square every position of a gate must lie in: its centre (2,) and half-width.
+
+    Args:
+        before_xy: (N, 2) the gate's own layout (the snapshot's x, y; an edits file's
+            x_before, y_before, which are the same numbers), finite, N >= 1.
+    Returns:
+        the centre of the layout's bounding box and ``EDIT_BOX_FACTOR`` x its extent (view units).
+    """
+    xy = np.asarray(before_xy, np.float64).reshape(-1, 2)
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    extent = max(float((high - low).max()), EDIT_BOX_MIN_EXTENT)
+    return (low + high) / 2.0, EDIT_BOX_FACTOR * extent
+
+
+def check_in_box(df: pd.DataFrame, columns: list[str], before: list[str], what: str) -> None:
+    """Raise :class:`EditsError` (one line) for the first position in ``columns`` off the box.
+
+    ``columns`` and ``before`` are [x, y] column pairs; the box comes from ``before``.
+    """
+    centre, half = edit_box(df[before].to_numpy(np.float64))
+    values = df[columns].to_numpy(np.float64)  # (N, 2)
+    outside = np.abs(values - centre) > half
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        low, high = centre[col] - half, centre[col] + half
+        raise EditsError(
+            f"{what}: {columns[col]} of sample {df['sample_id'].iloc[row]} is "
+            f"{values[row, col]:.6g}, outside the edit box [{low:.6g}, {high:.6g}] "
+            f"({EDIT_BOX_FACTOR:g} x the layout's extent around its centre)"
+        )
+
+
 def validate_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
-    """Check a snapshot table and return it with canonical dtypes."""
+    """Check a snapshot table and return it with canonical dtypes.
+
+    Raises:
+        EditsError: no rows (a gate with nothing to show), NaN/inf or positions beyond
+            ``VIEW_LIMIT``, or duplicate sample ids.
+    """
     snapshot = _with_columns(snapshot, SNAPSHOT_COLUMNS, "snapshot")
+    if snapshot.empty:
+        raise EditsError("snapshot: table is empty (a gate needs at least one item to show)")
     _check_finite(snapshot, ["x", "y"], "snapshot")
+    _check_view_limit(snapshot, ["x", "y"], "snapshot")
     _check_unique_ids(snapshot, "snapshot")
     return snapshot
 
@@ -120,14 +180,16 @@ def validate_edits(edits: pd.DataFrame, snapshot: pd.DataFrame | None = None) ->
     """Check an edits table (against its snapshot when given) and return it with canonical dtypes.
 
     Raises:
-        EditsError: NaN/inf positions, duplicate or unknown sample ids, labels that differ from
-            the snapshot, before-positions that differ from the snapshot, or several gates in one
-            table.
+        EditsError: NaN/inf positions, positions outside the edit box (:func:`edit_box`),
+            duplicate or unknown sample ids, labels that differ from the snapshot,
+            before-positions that differ from the snapshot, or several gates in one table.
     """
     edits = _with_columns(edits, EDITS_COLUMNS, "edits")
     if edits.empty:
         raise EditsError("edits: table is empty")
     _check_finite(edits, ["x_before", "y_before", "x_after", "y_after"], "edits")
+    _check_view_limit(edits, ["x_before", "y_before"], "edits")
+    check_in_box(edits, ["x_after", "y_after"], ["x_before", "y_before"], "edits")
     _check_unique_ids(edits, "edits")
     if edits["gate_epoch"].nunique() != 1 or edits["run_id"].nunique() != 1:
         raise EditsError("edits: one file must hold one gate of one run")
@@ -225,6 +287,18 @@ def _check_finite(df: pd.DataFrame, columns: list[str], what: str) -> None:
         sample = df["sample_id"].iloc[row]
         raise EditsError(
             f"{what}: {columns[col]} of sample {sample} is {values[row, col]} (must be finite)"
+        )
+
+
+def _check_view_limit(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    values = df[columns].to_numpy(np.float64)
+    beyond = np.abs(values) > VIEW_LIMIT
+    if beyond.any():
+        row, col = np.argwhere(beyond)[0]
+        raise EditsError(
+            f"{what}: {columns[col]} of sample {df['sample_id'].iloc[row]} is "
+            f"{values[row, col]:.6g}, beyond the view's limit of +-{VIEW_LIMIT:g} "
+            "(a diverged model?)"
         )
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hill_core.edits import EditsError
+
 # A class counts as shifted when its centre moved more than this (view units; the view's RMS
 # radius is 1 at the freeze), and as scaled when its spread changed by more than this fraction.
 # Below these, float noise from the page's arithmetic is not an edit.
@@ -116,9 +118,14 @@ def class_edits(edits: pd.DataFrame, num_classes: int) -> dict[str, np.ndarray]:
 def teacher_from_edits(edits: pd.DataFrame, num_classes: int) -> Teacher:
     """Turn a validated edits table into the teacher; pure, no I/O, float64 arithmetic.
 
+    Every number is computed in float64 and checked to be finite in the float32 the loss uses,
+    so an edit that slipped past validation fails here in one line rather than as a NaN loss.
+
     Args:
         edits: the table :func:`hill_core.edits.validate_edits` returns.
         num_classes: C, the data set's number of classes.
+    Raises:
+        EditsError: a teacher value that is not finite in float32.
     """
     labels = edits["label"].to_numpy(np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
@@ -130,17 +137,24 @@ def teacher_from_edits(edits: pd.DataFrame, num_classes: int) -> Teacher:
     present = per_class["anchors"] | per_class["shifted"] | per_class["scaled"]
     home = _nearest_class(q, targets, present)
     as_tensor = {
-        k: torch.tensor(v) if v.dtype == bool else torch.tensor(v, dtype=torch.float32)
-        for k, v in per_class.items()
+        k: torch.tensor(v) if v.dtype == bool else _float32(k, v) for k, v in per_class.items()
     }
     return Teacher(
         **as_tensor,
         moved_ids=torch.tensor(moved["sample_id"].to_numpy(np.int64)),
-        moved_targets=torch.tensor(q, dtype=torch.float32),
+        moved_targets=_float32("moved_targets", q),
         moved_home=torch.tensor(home, dtype=torch.int64),
-        target_centers=torch.tensor(targets, dtype=torch.float32),
-        gate_radius=torch.tensor(max(_rms_radius(edits), 1e-6), dtype=torch.float32),
+        target_centers=_float32("target_centers", targets),
+        gate_radius=_float32("gate_radius", np.float64(max(_rms_radius(edits), 1e-6))),
     )
+
+
+def _float32(name: str, values: np.ndarray) -> torch.Tensor:
+    """float64 ``values`` as a float32 tensor, refused unless finite in both (max ~3.4e38)."""
+    tensor = torch.tensor(values, dtype=torch.float32)
+    if not (np.isfinite(values).all() and torch.isfinite(tensor).all()):
+        raise EditsError(f"teacher: {name} is not finite in float32 (edited positions too large)")
+    return tensor
 
 
 def _rms_radius(edits: pd.DataFrame) -> float:
