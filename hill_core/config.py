@@ -2,7 +2,8 @@
 
 Defaults live here, one comment each. A YAML file overrides them section by section, and
 ``-S section.key=value`` overrides (as ``dvc exp run -S`` takes them) go on top. Unknown keys
-and wrong types are a :class:`ConfigError` whose one-line message names the key.
+and wrong types are a :class:`ConfigError` whose one-line message names the key. Both read
+plain scalars as YAML 1.2 (core schema), not PyYAML's YAML 1.1: see :class:`Yaml12Loader`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,113 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 
-class ConfigError(ValueError):
+from hill_core.errors import HillError
+
+
+class ConfigError(HillError):
     """A params file or override that does not fit the config; the message names the key."""
+
+
+# YAML 1.2 core schema, https://yaml.org/spec/1.2.2/#1032-tag-resolution. [0-9] is ASCII only
+# (unlike \d or Python's int()), so "٣" or fullwidth "１２" never become numbers.
+_NULL = re.compile(r"(?:~|null|Null|NULL|)\Z")
+_BOOL = re.compile(r"(?:true|True|TRUE|false|False|FALSE)\Z")
+_INT = re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
+_FLOAT = re.compile(
+    r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"
+)
+_TAG = "tag:yaml.org,2002:"
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with YAML 1.2 core-schema plain scalars instead of YAML 1.1's.
+
+    Why: PyYAML implements YAML 1.1, where ``1e-3`` is a string (its floats need a dot),
+    ``1_000`` is 1000, ``1:30`` is 90 (base 60), ``017`` is octal 15, ``2024-01-01`` a date and
+    ``on/off/yes/no`` booleans. People write params the 1.2 (and JSON) way, so here:
+
+    - int: ``[-+]?[0-9]+`` (decimal, ``017`` is 17), ``0o17``, ``0x1F``;
+    - float: ``1e-3``, ``1E5``, ``-2.5e+3``, ``.5``, ``1.``, ``.inf``, ``-.inf``, ``.nan``;
+    - bool: ``true``/``false`` (any of three cases); null: ``~``, ``null``, empty;
+    - everything else is a string: ``1_000``, ``1:30``, ``yes``, ``off``, non-ASCII digits,
+      which the type check then refuses for a number (``hill.guard: off`` is the string).
+
+    Explicit tags (``!!int "1_000"``) go through the same rules, not Python's laxer int().
+    """
+
+    yaml_implicit_resolvers: typing.ClassVar[dict] = {}  # start empty: none of YAML 1.1's
+
+
+def _construct(pattern: re.Pattern, convert):
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        text = loader.construct_scalar(node)
+        if not pattern.match(text):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{text!r} is not a YAML 1.2 {node.tag.rsplit(':', 1)[-1]}",
+                node.start_mark,
+            )
+        return convert(text)
+
+    return construct
+
+
+def _to_int(text: str) -> int:
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+def _to_float(text: str) -> float:
+    special = text.lower().lstrip("+")
+    if special in (".inf", "-.inf", ".nan"):
+        return float(special.replace(".", ""))
+    return float(text)
+
+
+for _tag, _pattern, _first, _convert in [
+    ("null", _NULL, ["~", "n", "N", ""], lambda _: None),
+    ("bool", _BOOL, list("tTfF"), lambda text: text.lower() == "true"),
+    ("int", _INT, list("-+0123456789"), _to_int),
+    ("float", _FLOAT, list("-+.0123456789"), _to_float),  # after int: "1" is an int
+]:
+    Yaml12Loader.add_implicit_resolver(_TAG + _tag, _pattern, _first)
+    Yaml12Loader.add_constructor(_TAG + _tag, _construct(_pattern, _convert))
+
+
+def yaml12_load(text: str) -> Any:
+    """Parse YAML text with :class:`Yaml12Loader` (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    # Quote a string that a YAML 1.2 reader would take for a number, bool or null ("1e3").
+    plain_is_not_str = any(p.match(text) for p in (_NULL, _BOOL, _INT, _FLOAT))
+    return dumper.represent_scalar(_TAG + "str", text, style="'" if plain_is_not_str else None)
+
+
+class Yaml12Dumper(yaml.SafeDumper):
+    """Safe dumper whose output :class:`Yaml12Loader` reads back to the same values."""
+
+
+Yaml12Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: Any) -> str:
+    """``yaml.safe_dump`` that round-trips through :func:`yaml12_load` (keys in given order)."""
+    return yaml.dump(data, Dumper=Yaml12Dumper, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -148,18 +247,18 @@ def load_config(path: str | Path | None = "params.yaml", overrides: list[str] = 
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """``["train.epochs=5"]`` -> ``{"train.epochs": 5}``."""
-    import yaml  # a parser, imported where used so nothing happens at package import
-
+    """``["train.epochs=5"]`` -> ``{"train.epochs": 5}``; values are YAML 1.2 scalars/lists."""
     parsed = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise ConfigError(f"override {item!r}: expected section.key=value")
         try:
-            parsed[key.strip()] = yaml.safe_load(value)
+            parsed[key.strip()] = yaml12_load(value)
         except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
+            raise ConfigError(
+                f"override {item!r}: value is not valid YAML ({_problem(err)})"
+            ) from None
     return parsed
 
 
@@ -197,7 +296,7 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value is False and "off" in allowed:
-            value = "off"  # YAML 1.1 (PyYAML) reads a bare `off` as false
+            value = "off"  # `guard: false` means off too (and YAML 1.1 readers say false)
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
         return value
@@ -214,6 +313,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
                 continue
         raise ConfigError(f"{key}: {value!r} does not fit {hint}")
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):  # .inf/.nan: torch takes lr=inf, then the loss is NaN
+            raise ConfigError(f"{key}: {value!r} is not a finite number")
         return float(value)
     if hint is type(None) and value is None:
         return None
@@ -223,16 +324,62 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         and not (hint is int and isinstance(value, bool))
     ):
         return value
-    raise ConfigError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise ConfigError(
+        f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}{_hint(hint, value)}"
+    )
+
+
+def _hint(hint: Any, value: Any) -> str:
+    """Why a string was not read as the number or bool it may look like (YAML 1.2 rules)."""
+    if not isinstance(value, str):
+        return ""
+    if hint in (int, float):
+        return " (numbers are YAML 1.2: ASCII digits, no underscores, e.g. 1000 or 1e-3)"
+    if hint is bool:
+        return " (booleans are YAML 1.2: true or false)"
+    return ""
 
 
 def _check_consistency(cfg: Config) -> None:
-    """Cross-field rules that a type cannot express."""
-    t, h = cfg.train, cfg.hill
-    checks = [
+    """Cross-field rules that a type cannot express, and values torch or sklearn would reject
+    only after training started; each failure is one line naming the key."""
+    for ok, message in [*_train_checks(cfg), *_model_data_checks(cfg), *_hill_gate_checks(cfg)]:
+        if not ok:
+            raise ConfigError(message)
+
+
+def _train_checks(cfg: Config) -> list[tuple[bool, str]]:
+    b, t = cfg.base, cfg.train
+    return [
+        # numpy's and sklearn's seeds are 32-bit unsigned
+        (0 <= b.seed < 2**32, "base.seed must lie in [0, 2**32)"),
         (t.epochs >= 1, "train.epochs must be at least 1"),
         (t.batch_size >= 2, "train.batch_size must be at least 2"),
         (t.lr > 0, "train.lr must be positive"),
+        (t.weight_decay >= 0, "train.weight_decay must be non-negative"),
+        (0 <= t.momentum < 1, "train.momentum must lie in [0, 1)"),  # torch SGD: >= 0
+    ]
+
+
+def _model_data_checks(cfg: Config) -> list[tuple[bool, str]]:
+    m, d = cfg.model, cfg.data
+    return [
+        (m.latent_dim >= 2, "model.latent_dim must be at least 2 (the view P is 2-D)"),
+        (0 <= m.dropout < 1, "model.dropout must lie in [0, 1)"),
+        (0 < d.val_fraction < 1, "data.val_fraction must lie in (0, 1)"),
+        (0 < d.test_fraction < 1, "data.test_fraction must lie in (0, 1)"),
+        (
+            d.val_fraction + d.test_fraction < 1,
+            "data.val_fraction + data.test_fraction must be below 1 (training needs items)",
+        ),
+        # cifar_small_cnn (imagefolder's preset) halves the image three times: 8 px -> 1 px
+        (d.image_size >= 8, "data.image_size must be at least 8 (pixels)"),
+    ]
+
+
+def _hill_gate_checks(cfg: Config) -> list[tuple[bool, str]]:
+    t, h, g = cfg.train, cfg.hill, cfg.gate
+    return [
         (0.0 <= h.alpha <= 1.0, "hill.alpha must lie in [0, 1]"),
         (
             min(h.w_center, h.w_spread, h.w_point) >= 0,
@@ -240,40 +387,39 @@ def _check_consistency(cfg: Config) -> None:
         ),
         (h.guard_tolerance >= 0, "hill.guard_tolerance must be non-negative"),
         (1 <= h.freeze_epoch <= t.epochs, "hill.freeze_epoch must lie in [1, train.epochs]"),
+        # P's PCA/LDA needs two items for two axes (sampling keeps one per class on top)
+        (h.projection_sample >= 2, "hill.projection_sample must be at least 2"),
         (h.snapshot_size >= 2, "hill.snapshot_size must be at least 2"),
         (h.gate_epochs == sorted(set(h.gate_epochs)), "hill.gate_epochs must increase strictly"),
         (
-            all(h.freeze_epoch <= g < t.epochs for g in h.gate_epochs),
+            all(h.freeze_epoch <= e < t.epochs for e in h.gate_epochs),
             "hill.gate_epochs must lie in [hill.freeze_epoch, train.epochs)",
         ),
-        (0 < cfg.data.val_fraction < 1, "data.val_fraction must lie in (0, 1)"),
-        (0 < cfg.data.test_fraction < 1, "data.test_fraction must lie in (0, 1)"),
-        (0 <= cfg.gate.port < 65536, "gate.port must lie in [0, 65535]"),
-        (cfg.gate.timeout_s >= 1, "gate.timeout_s must be at least 1"),
+        (0 <= g.port < 65536, "gate.port must lie in [0, 65535]"),
+        (g.timeout_s >= 1, "gate.timeout_s must be at least 1"),
+        (g.poll_interval_s >= 1, "gate.poll_interval_s must be at least 1 (seconds)"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml12_load(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(
-            f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})"
-        ) from None
+        raise ConfigError(f"{path}{where}: not valid YAML ({_problem(err)})") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     return raw
+
+
+def _problem(err: yaml.YAMLError) -> str:
+    """The one-line reason of a YAML error (its str spans lines, with a caret)."""
+    return " ".join(str(getattr(err, "problem", None) or err).split())
 
 
 def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
