@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from hill_core.config import Config
 from hill_core.data import DataBundle
+from hill_core.errors import HillError
 from hill_core.evaluate import evaluate, latents_of
 from hill_core.losses import LossWeights, hill_loss
 from hill_core.models import HillModel, build_model
@@ -49,7 +50,7 @@ class TrainState:
 def resolve_device(name: str) -> torch.device:
     """``auto`` means CUDA when present, else the CPU."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("base.device is cuda but no CUDA device is available")
+        raise HillError("base.device=cuda but torch sees no CUDA device (use auto or cpu)")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from hill_core.config import Config, ConfigError, from_dict, load_config
+from hill_core.config import Config, from_dict, load_config
+from hill_core.errors import HillError
+from pipelines.cli_errors import OneLineErrors
 
 app = typer.Typer(
     help="hill: guided training with approval gates, tracked in MLflow, edits versioned by DVC.",
@@ -21,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # docstrings reflow as paragraphs
+    cls=OneLineErrors,  # a user's mistake is one line and exit code 2, never a traceback
 )
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Params file (YAML).")]
@@ -54,10 +57,7 @@ def _quiet_services() -> None:
 
 
 def _config(params: Path, sets: list[str] | None) -> Config:
-    try:
-        return load_config(params, sets or [])
-    except ConfigError as err:
-        raise typer.BadParameter(str(err)) from None
+    return load_config(params, sets or [])
 
 
 def _check_strategy(autopilot: str | None) -> None:
@@ -65,7 +65,7 @@ def _check_strategy(autopilot: str | None) -> None:
 
     if autopilot is not None and autopilot not in STRATEGIES:
         known = ", ".join(STRATEGIES)
-        raise typer.BadParameter(f"unknown strategy {autopilot!r} (known: {known})")
+        raise HillError(f"unknown strategy {autopilot!r} (known: {known})")
 
 
 @app.command()
@@ -91,14 +91,19 @@ def run(
     from pipelines.flow import RunSpec, guided_training
 
     _check_strategy(autopilot)
-    cfg = _config(params, sets)
-    if baseline:
-        spec = RunSpec(name=name, mode="baseline", progress=progress)
-        summary = guided_training(baseline_config(cfg).to_dict(), spec)
-    else:
-        spec = RunSpec(name=name, autopilot=autopilot, progress=progress)
-        summary = guided_training(cfg.to_dict(), spec)
-    _report(summary, metrics)
+    cfg = baseline_config(_config(params, sets)) if baseline else _config(params, sets)
+    mode = "baseline" if baseline else "guided"
+    spec = RunSpec(name=name, mode=mode, autopilot=autopilot, progress=progress)
+    _preflight(cfg, spec)
+    _report(guided_training(cfg.to_dict(), spec), metrics)
+
+
+def _preflight(cfg: Config, spec) -> None:
+    """Every check a run can make before it starts Prefect and trains: one line if any fails."""
+    from pipelines.preflight import check_new_run, check_run
+
+    check_new_run(cfg, spec.name)
+    check_run(cfg, spec.mode, spec.name, spec.autopilot, spec.replay_from)
 
 
 @app.command()
@@ -125,12 +130,10 @@ def replay(
     from pipelines.replay import check_replay_config, resolve_edits_dir
 
     cfg = _config(params, sets)
-    try:
-        folder = resolve_edits_dir(run_or_edits_dir, cfg)
-        check_replay_config(cfg, folder)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
+    folder = resolve_edits_dir(run_or_edits_dir, cfg)
+    check_replay_config(cfg, folder)
     spec = RunSpec(name=name, mode="replay", replay_from=str(folder), progress=progress)
+    _preflight(cfg, spec)
     _report(guided_training(cfg.to_dict(), spec), metrics)
 
 
@@ -165,13 +168,9 @@ def gate(
     sets: SetOpt = None,
 ) -> None:
     """Serve the gate page for a saved snapshot, outside any run; writes the edits on decision."""
-    from hill_core.edits import EditsError
     from interaction_app.server import serve_snapshot_file
 
-    try:
-        serve_snapshot_file(snapshot, _config(params, sets), out)
-    except EditsError as err:
-        raise typer.BadParameter(str(err)) from None
+    serve_snapshot_file(snapshot, _config(params, sets), out)
 
 
 @app.command()
@@ -188,14 +187,11 @@ def serve(
     UI) and then runs its paired baseline. Uses the Prefect server at PREFECT_API_URL, or starts
     a local one (with its UI on http://127.0.0.1:4200) while serving.
     """
-    from pipelines.deploy import DeployError, check_cron
+    from pipelines.deploy import check_cron
     from pipelines.serve import serve as serve_flow
 
     _check_strategy(autopilot)
-    try:
-        check_cron(cron, "UTC")
-    except DeployError as err:
-        raise typer.BadParameter(str(err)) from None
+    check_cron(cron, "UTC")
     serve_flow(_config(params, sets), cron, name, autopilot)
 
 
@@ -213,17 +209,14 @@ def resume(
     runs/ is.
     """
     from pipelines.flow import RunSpec, guided_training
-    from pipelines.resume import NotResumableError, resume_params, retire_flow_runs
+    from pipelines.resume import resume_params, retire_flow_runs
 
-    try:
-        started = resume_params(_config(params, None), run_name)
-    except NotResumableError as err:
-        raise typer.BadParameter(str(err)) from None
+    started = resume_params(_config(params, None), run_name)
     from pipelines.tracking import live_process
 
     pid = live_process(from_dict(started["config"]), run_name)
     if pid is not None:
-        raise typer.BadParameter(f"{run_name} is still running (pid {pid}); nothing to resume")
+        raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
     for flow_run_id in retire_flow_runs(run_name):
         typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
     spec = RunSpec(**{**started["spec"], "progress": progress})
@@ -250,15 +243,11 @@ def deploy(
     (`hill gates serve`) serves the page at the link in the run's logs. Start a run now with
     `prefect deployment run guided-training/<name>`.
     """
-    from pipelines.deploy import DeployError
     from pipelines.deploy import deploy as deploy_flow
 
     _check_strategy(autopilot)
     cfg = _config(params, sets)
-    try:
-        deployment_id = deploy_flow(cfg, name, pool, cron, timezone, autopilot, concurrency)
-    except DeployError as err:
-        raise typer.BadParameter(str(err)) from None
+    deployment_id = deploy_flow(cfg, name, pool, cron, timezone, autopilot, concurrency)
     when = f"on {cron!r} ({timezone})" if cron else "without a schedule"
     typer.echo(f"Deployment guided-training/{name} ({deployment_id}) on pool {pool}, {when}")
     typer.echo(f"Run it now: prefect deployment run guided-training/{name}")
@@ -326,15 +315,12 @@ def gates_decide(
     from prefect import get_client
 
     from hill_core.edits import DECISIONS
-    from pipelines.gates import GateNotWaitingError, decide
+    from pipelines.gates import decide
 
     if decision not in DECISIONS:
-        raise typer.BadParameter(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+        raise HillError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
     with get_client(sync_client=True) as client:
-        try:
-            gate = decide(client, run_name, epoch, decision)
-        except GateNotWaitingError as err:
-            raise typer.BadParameter(str(err)) from None
+        gate = decide(client, run_name, epoch, decision)
     typer.echo(f"{gate.run_name}: gate at epoch {gate.epoch} resumed with {decision}")
 
 
@@ -352,14 +338,9 @@ def gates_serve(
     Pages live at ``/<run>/gate/<epoch>?token=...``, the links the runs announce; ``/`` lists
     the open gates. A decision resumes the run; a gate past its deadline gets gate.on_timeout.
     """
-    from interaction_app.server import GateServerError
     from pipelines.gate_service import serve as serve_gates
 
-    try:
-        serve_gates(_config(params, sets), host, port)
-    except GateServerError as err:
-        typer.echo(f"Error: {err}", err=True)
-        raise typer.Exit(2) from None
+    serve_gates(_config(params, sets), host, port)  # a bad bind or auth: one line, exit 2
 
 
 @app.command()

@@ -21,18 +21,20 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
+from prefect.states import Failed
 from pydantic import BaseModel
 
 from hill_core.config import Config, from_dict
 from hill_core.decision import GateDecision
 from hill_core.edits import edits_summary, read_edits
+from hill_core.errors import HillError
 from hill_core.guard import GuardVerdict
 from hill_core.loop import Guidance, Progress, baseline_config, drive
-from hill_core.users import STRATEGIES
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
+from pipelines.preflight import check_run
 from pipelines.tracking import GateRecord, Tracker, pair_runs
-from pipelines.versioning import check_repo, dvc_add, dvc_md5, dvc_push
+from pipelines.versioning import dvc_add, dvc_md5, dvc_push
 
 
 class RunSpec(BaseModel):
@@ -56,15 +58,22 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
     Args:
         config: a resolved config (``Config.to_dict()``), as read from params.yaml.
         spec: who answers the gates, the run's name and mode (see :class:`RunSpec`).
+
+    A user's mistake (:class:`HillError`) ends the flow run Failed with its one line as the
+    state message, and no traceback; the caller gets the error itself.
     """
-    cfg = from_dict(config)
-    spec = named(spec or RunSpec(), cfg)
-    name_flow_run(spec.name)
-    save_spec(cfg, spec)
-    with contextlib.ExitStack() as stack:
-        steps = FlowSteps(cfg, spec, stack)
-        drive(cfg, steps, lockstep=spec.mode != "baseline")
-        summary = steps.finish()
+    try:
+        cfg = from_dict(config)
+        spec = named(spec or RunSpec(), cfg)
+        name_flow_run(spec.name)
+        save_spec(cfg, spec)
+        with contextlib.ExitStack() as stack:
+            steps = FlowSteps(cfg, spec, stack)
+            drive(cfg, steps, lockstep=spec.mode != "baseline")
+            summary = steps.finish()
+    except HillError as err:
+        get_run_logger().error(str(err))
+        return Failed(message=str(err), data=err)
     RunPaths.of(cfg, spec.name).summary().write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -164,13 +173,8 @@ class FlowSteps:
 
 
 def named(spec: RunSpec, cfg: Config) -> RunSpec:
-    """The spec with a run name; checks up front what a guided run will need at its gates."""
-    if spec.mode == "guided" and cfg.hill.gate_epochs:
-        check_repo()  # fail now, not after training to the first gate
-    if spec.mode == "replay" and not spec.replay_from:
-        raise ValueError("a replay needs spec.replay_from, the recorded edits folder")
-    if spec.autopilot and spec.autopilot not in STRATEGIES:
-        raise ValueError(f"unknown autopilot strategy {spec.autopilot!r} ({', '.join(STRATEGIES)})")
+    """The spec with a run name, once everything the run needs is checked (``preflight``)."""
+    check_run(cfg, spec.mode, spec.name, spec.autopilot, spec.replay_from)
     name = spec.name or flow_run_name(cfg, spec.mode) or new_run_name(cfg, spec.mode)
     spec = spec.model_copy(update={"name": name})
     if spec.mode == "guided":

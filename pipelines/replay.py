@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hill_core.config import Config, load_config
 from hill_core.edits import read_edits
+from hill_core.errors import HillError
 
 # Keys that do not change what is trained: where files go and how a person is asked.
 UNTRAINED = ("base.run_dir", "gate.", "tracking.")
@@ -24,7 +25,7 @@ def resolve_edits_dir(target: str, cfg: Config) -> Path:
         return path
     runs = sorted(p for p in path.iterdir() if _gate_files(p)) if path.is_dir() else []
     if not runs:
-        raise ValueError(f"{target}: no gate edits (gate_*.parquet) there or in its sub-folders")
+        raise HillError(f"{target}: no gate edits (gate_*.parquet) there or in its sub-folders")
     return runs[-1]  # run names start with their start time, so the last is the newest
 
 
@@ -44,13 +45,27 @@ def check_replay_config(cfg: Config, folder: Path) -> None:
         diff = sorted(k for k in ours if ours[k] != theirs.get(k))
         if diff:
             shown = ", ".join(f"{k}={ours[k]!r} (recorded {theirs.get(k)!r})" for k in diff)
-            raise ValueError(f"{folder}: this config trains differently from the run: {shown}")
+            raise HillError(f"{folder}: this config trains differently from the run: {shown}")
         return
     _, meta = read_edits(_gate_files(folder)[0])
     if meta.config_hash != cfg.hash():
-        raise ValueError(
+        raise HillError(
             f"{folder}: config hash {cfg.hash()} differs from the recorded {meta.config_hash}"
         )
+
+
+def check_replay_gates(cfg: Config, folder: Path) -> None:
+    """Fail, before any training, when a gate the replay will reach has no readable edits
+    file (gates after a recorded *stop* are never reached)."""
+    from hill_core.loop import gate_file
+
+    for epoch in cfg.hill.gate_epochs:
+        path = gate_file(folder, epoch)
+        if not path.is_file():
+            raise HillError(f"{folder}: no edits for the gate at epoch {epoch} ({path.name})")
+        _, meta = read_edits(path)  # an unreadable or invalid file: one line naming it
+        if meta.decision == "stop":
+            return
 
 
 def _trained(cfg: Config) -> dict:

@@ -1,0 +1,67 @@
+"""Bad input at the `hill` command: one line (`hill: ...`), exit code 2, before any work.
+
+Each probe is a mistake a user makes; none may print a traceback, start training, or leave
+a run folder behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flow_helpers import make_project
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("HILL_GATE_AUTH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    make_project(tmp_path)
+    (tmp_path / "runs/taken").mkdir(parents=True)
+    edits = tmp_path / "data/edits/partial"
+    edits.mkdir(parents=True)
+    table = tmp_path / "tiny.csv"
+    table.write_text("label,a,b\n" + "".join(f"{k % 3},{k},{k * 2}\n" for k in range(20))
+                     + "9,1,1\n9,2,2\n")  # fmt: skip
+    return tmp_path
+
+
+PROBES = {
+    "unknown key": (["run", "-S", "train.epoch=5"], "unknown key train.epoch"),
+    "negative loss weight": (["run", "-S", "hill.w_center=-5"], "non-negative"),
+    "no CUDA": (["run", "-S", "base.device=cuda"], "no CUDA device"),
+    "missing data folder": (
+        ["run", "-S", "data.name=imagefolder", "-S", "data.root=nowhere"],
+        "nowhere",
+    ),
+    "exposed gate page": (["run", "-S", "gate.host=0.0.0.0"], "gate.host=0.0.0.0"),
+    "name escapes runs/": (["run", "--name", "../escaped"], "run name '../escaped'"),
+    "name taken": (["run", "--name", "taken"], "already exists"),
+    "missing params file": (["run", "--params", "nope.yaml"], "nope.yaml"),
+    "bad autopilot": (["run", "--autopilot", "telepathy"], "telepathy"),
+    "replay with no edits": (["replay", "data/edits/partial"], "no gate edits"),
+    "resume unknown run": (["resume", "ghost"], "no run 'ghost'"),
+    "bad cron": (["deploy", "--cron", "61 3 * * *"], "Invalid cron string"),
+    "bad decision": (["gates", "decide", "r", "4", "maybe"], "maybe"),
+    "unknown option": (["run", "--epochs", "3"], "--epochs"),
+    "tiny class in a table": (
+        ["run", "-S", "data.name=table", "-S", "data.root=tiny.csv", "-S", "model.name=mlp"],
+        "class",
+    ),
+}
+
+
+@pytest.mark.parametrize("probe", list(PROBES), ids=list(PROBES))
+def test_a_mistake_is_one_line_before_any_work(project, probe):
+    args, expected = PROBES[probe]
+    result = runner.invoke(app, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("hill: "), result.output
+    assert expected in lines[0]
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (project / "runs").iterdir()) == ["taken"]  # no work done
