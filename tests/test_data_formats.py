@@ -312,3 +312,18 @@ def test_table_rejects_unknown_suffix(tmp_path):
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(DataError, match=r"\.csv, \.parquet"):
         load_data(DataConfig(name="table", root=str(tmp_path / "t.xlsx")), seed=0)
+
+
+def test_a_crafted_cifar_batch_cannot_run_code(cifar_cfg, tmp_path):
+    """A batch whose pickle calls a function is refused in one line; the function never runs."""
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    folder = Path(cifar_cfg.root) / "cifar-10-batches-py"
+    (folder / "data_batch_1").write_bytes(pickle.dumps({"data": Payload(), "labels": []}))
+    with pytest.raises(DataError, match="refused global"):
+        load_data(cifar_cfg, 0)
+    assert not marker.exists()

@@ -81,6 +81,26 @@ def _find_folder(root: Path, download: bool) -> Path:
     return root / FOLDER
 
 
+# What a CIFAR batch may name: numpy's array reconstruction and nothing else. Any other global
+# (os.system, builtins.eval, ...) is refused, so a crafted batch file cannot run code.
+ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how Python 2 pickles bytes under protocol 2
+}
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that builds only plain data and numpy arrays."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     """One pickled batch as a dict with str keys (files from Python 2 or 3, str or bytes keys)."""
     if not path.is_file():
@@ -88,9 +108,9 @@ def _unpickle(path: Path) -> dict:
     try:
         with path.open("rb") as f:
             # latin1: the official files come from Python 2; torchvision reads them this way too.
-            entry = pickle.load(f, encoding="latin1")
+            entry = BatchUnpickler(f, encoding="latin1").load()
     except Exception as e:  # any unpickling failure means the same thing: not a CIFAR batch
-        raise DataError(f"cifar10: {path} is not a pickled CIFAR batch ({e})") from e
+        raise DataError(f"cifar10: {path} is not a pickled CIFAR batch ({e})") from None
     if not isinstance(entry, dict):
         raise DataError(f"cifar10: {path} holds a {type(entry).__name__}, not a dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
