@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
-from hill_core.config import Config
+from hill_core.config import Config, dump_yaml
 from hill_core.loop import gate_file
 
 
@@ -77,4 +75,4 @@ def _git(root: Path | str, *args: str) -> str:
 def config_yaml(cfg: Config) -> str:
     """The resolved config as YAML, stamped with its hash and the git commit."""
     header = f"# hill resolved config {cfg.hash()}, git commit {git_commit()}\n"
-    return header + yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    return header + dump_yaml(cfg.to_dict())  # YAML 1.2, as load_config reads it back
