@@ -191,6 +191,24 @@ class GateConfig:
     # worker and the gate service serves the page; auto suspends runs of a deployment only.
     wait: Literal["auto", "pause", "suspend"] = "auto"
     service_url: str = "http://127.0.0.1:7870"  # the gate service, as a person's browser sees it
+    # Host headers the page and the service answer (others get 400: DNS rebinding); the hosts
+    # of service_url and of the bind address are added.
+    allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
+    ssl_certfile: str = ""  # TLS certificate (PEM) for the page and the service, with ssl_keyfile
+    ssl_keyfile: str = ""  # its private key; both or neither (or TLS at a reverse proxy)
+
+    # A password variable must be one of hill's own: any variable holding a colon (PATH)
+    # would otherwise become "user:password".
+    _ENV_CHARS: typing.ClassVar[frozenset[str]] = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+    def __post_init__(self) -> None:
+        name = self.auth_env
+        if not (name.startswith("HILL_") and len(name) > 5 and set(name) <= self._ENV_CHARS):
+            raise ConfigError(f"gate.auth_env: {name!r} must match HILL_[A-Z0-9_]+")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigError("gate.ssl_certfile and gate.ssl_keyfile go together: both or neither")
+        if not all(h.split() == [h] and "/" not in h for h in self.allowed_hosts):
+            raise ConfigError("gate.allowed_hosts: each entry must be a host name, no spaces")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ decision goes through one :class:`GateRecorder`, so it is validated, written and
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -53,6 +54,7 @@ LOCK_JS = f"""() => {{
   const root = document.querySelector('#{PLOT_ID} .hill-root');
   if (root && root.hill) root.hill.lock('Decision recorded: this gate no longer accepts edits.');
 }}"""
+JSON_TYPES = {type(None): "null", dict: "an object", str: "a string", bool: "a boolean"}
 CONFIRM_TEXT = {
     "approve": "**Approve?** The edited layout becomes the teacher from the next epoch on. {edit}",
     "skip": "**Skip?** This page's edits are dropped; training resumes with the previous teacher "
@@ -92,7 +94,28 @@ def build_gate_app(
             api_visibility="private",
         )
     demo.gate_recorder = recorder  # GateServer.decide records timeouts through the same lock
+    _name_missing_inputs(demo)
     return demo
+
+
+def _name_missing_inputs(demo: gr.Blocks) -> None:
+    """Gradio refuses a call with too few inputs by a bare ValueError, which an API client sees
+    as ``{"error": null}``; say instead which inputs the endpoint takes (one line)."""
+    validate = demo.validate_inputs
+
+    def validate_inputs(block_fn, inputs) -> None:
+        try:
+            validate(block_fn, inputs)
+        except ValueError:
+            names = list(inspect.signature(block_fn.fn).parameters) if block_fn.fn else []
+            wanted = f" ({', '.join(names)})" if names else ""
+            raise gr.Error(
+                f"{block_fn.api_name or block_fn.name}: expected {len(block_fn.inputs)} "
+                f"inputs{wanted}, got {len(inputs)}",
+                print_exception=False,
+            ) from None
+
+    demo.validate_inputs = validate_inputs
 
 
 def _css() -> str:
@@ -212,8 +235,14 @@ def _describe(recorder: GateRecorder, positions) -> str:
 
 
 def _record(recorder: GateRecorder, decision: str, edits: Any) -> GateDecision:
-    """Validate and record; every failure becomes one clear gr.Error and writes nothing."""
-    x, y, moved = _positions(recorder, edits) if decision == "approve" else (None, None, None)
+    """Validate and record; every failure becomes one clear gr.Error and writes nothing.
+
+    The rows are checked for every decision, as the service's JSON API does, so a malformed
+    request never records anything; skip and stop then record the unedited layout.
+    """
+    x, y, moved = _positions(recorder, edits)
+    if decision != "approve":
+        x, y, moved = None, None, None
     try:
         return recorder.record(decision, x, y, moved)
     except (EditsError, GateClosedError) as err:
@@ -239,6 +268,12 @@ def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder) -
         Points not listed keep their snapshot position. decision: approve, skip or stop.
         Returns {decision, edits_path, edits_sha256}.
         """
+        if not isinstance(rows, list):  # None too: "no rows" is [] here, as in the JSON API
+            raise gr.Error(
+                f"rows must be a list of {{sample_id, x, y, moved}} objects, got "
+                f"{JSON_TYPES.get(type(rows), type(rows).__name__)}",
+                print_exception=False,
+            )
         result = _record(recorder, decision, rows)
         return {
             "decision": result.decision,

@@ -16,15 +16,17 @@ import numpy as np
 import pandas as pd
 
 from hill_core.config import Config, GateConfig
-from hill_core.edits import read_snapshot
+from hill_core.edits import EditsError, read_snapshot
+from hill_core.errors import HillError
 from hill_core.loop import gate_file
 from hill_core.losses import LossWeights
 from interaction_app.app import build_gate_app
 from interaction_app.context import GateContext, GateDecision
+from interaction_app.http_safety import Throttle, allowed_hosts, body_cap, page_guards
 from interaction_app.recorder import GateClosedError
 
 
-class GateServerError(RuntimeError):
+class GateServerError(HillError):
     """The gate page cannot be served as configured; the message says why, in one line."""
 
 
@@ -66,19 +68,23 @@ def launch_gate(
     on_decision: Callable[[GateDecision], None],
     gate: GateConfig,
 ) -> GateServer:
-    """Build and start the gate page without blocking.
+    """Build and start the gate page without blocking, behind :mod:`interaction_app.http_safety`'s
+    guards (Host allow-list, no uploads, login throttling, a body cap from the snapshot's size).
 
     Raises:
-        GateServerError: a non-loopback host without auth, or an unreadable auth setting.
+        GateServerError: a non-loopback host without auth, an unreadable auth setting, a
+            missing TLS file, or a snapshot the page cannot show (one line each).
     """
-    auth = resolve_auth(gate)
-    if auth is None and not is_loopback(gate.host):
+    auth = check_gate(gate)
+    try:
+        demo = build_gate_app(snapshot, context, on_decision)
+    except EditsError as err:  # e.g. an empty snapshot: say so now, not at the timeout
         raise GateServerError(
-            f"gate.host={gate.host} is reachable from other machines: set "
-            f"{gate.auth_env}=user:password or gate.auth_file, or bind 127.0.0.1"
-        )
-    demo = build_gate_app(snapshot, context, on_decision)
+            f"gate at epoch {context.gate_epoch} cannot be served: {err}"
+        ) from None
     port = gate.port or free_port(gate.host)
+    guards = page_guards(allowed_hosts(gate), body_cap(len(snapshot)), Throttle())
+    tls = bool(gate.ssl_certfile)
     _, url, _ = demo.launch(
         server_name=gate.host,
         server_port=port,
@@ -93,8 +99,35 @@ def launch_gate(
         enable_monitoring=False,
         theme=theme(),
         footer_links=["api"],
+        app_kwargs={"middleware": guards},  # inside Gradio's CORS: before any route reads
+        ssl_certfile=gate.ssl_certfile or None,
+        ssl_keyfile=gate.ssl_keyfile or None,
+        # Gradio calls its own startup route at https://<bind address>, a name the certificate
+        # need not carry; that one local call skips verification, browsers do not.
+        ssl_verify=not tls,
     )
     return GateServer(demo, url)
+
+
+def check_gate(gate: GateConfig, host: str | None = None) -> tuple[str, str] | None:
+    """What serving a gate needs, checked before anything starts: auth off loopback, readable
+    auth, TLS files that exist. Returns the auth, if any. ``host``: the bind address, when not
+    ``gate.host`` (``hill gates serve --host``).
+
+    Raises:
+        GateServerError: one line naming the setting.
+    """
+    where = f"gate.host={gate.host}" if host is None else f"--host {host}"
+    auth = resolve_auth(gate)
+    if auth is None and not is_loopback(gate.host if host is None else host):
+        raise GateServerError(
+            f"{where} is reachable from other machines: set "
+            f"{gate.auth_env}=user:password or gate.auth_file, or bind 127.0.0.1"
+        )
+    for key, path in (("ssl_certfile", gate.ssl_certfile), ("ssl_keyfile", gate.ssl_keyfile)):
+        if path and not Path(path).is_file():
+            raise GateServerError(f"gate.{key} {path}: no such file")
+    return auth
 
 
 def theme() -> gr.themes.Base:

@@ -13,7 +13,9 @@ Routes:
     POST /<run>/gate/<epoch>/api/decision    record a decision (token; source "page")
 
 Access (:mod:`pipelines.gate_service_auth`): a gate's paths need its token; the rest needs HTTP
-Basic auth when auth is configured, which it must be to bind anything but loopback.
+Basic auth when auth is configured, which it must be to bind anything but loopback. In front of
+that, :mod:`interaction_app.http_safety`'s guards, as on the in-process page: a Host allow-list,
+no upload routes, and each gate's body cap (64 KiB + 256 B per point) before anything is read.
 """
 
 from __future__ import annotations
@@ -22,14 +24,24 @@ import asyncio
 import html
 import logging
 import time
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
-from pipelines.gate_service_api import ApiError, body_cap, parse_body, read_body
-from pipelines.gate_service_auth import GateAccess, one_line
+from interaction_app.http_safety import (
+    LOOPBACK_HOSTS,
+    BodyLimit,
+    HostGuard,
+    NoUploads,
+    Throttle,
+    body_cap,
+    one_line,
+)
+from pipelines.gate_service_api import ApiError, parse_body, read_body
+from pipelines.gate_service_auth import EPOCH, GATE_PATH, GateAccess
 from pipelines.gate_service_gates import CLOSE_AFTER_S, REFRESH_S, GateService, log
 
 API_SOURCE = "page"  # the JSON API is the page's own API: same recorder, same source
@@ -41,6 +53,9 @@ def create_app(
     refresh_s: float = REFRESH_S,
     close_after_s: float = CLOSE_AFTER_S,
     resume=None,
+    hosts: Iterable[str] = LOOPBACK_HOSTS,
+    secure_cookie: bool = False,
+    throttle: Throttle | None = None,
 ) -> FastAPI:
     """The service as an ASGI app (run it with uvicorn).
 
@@ -50,6 +65,9 @@ def create_app(
         close_after_s: how long a decided page stays up, read-only.
         resume: ``resume(ticket, decided)``, called in a thread after each decision; default
             resumes the ticket's Prefect flow run.
+        hosts: the Host names it answers (:func:`interaction_app.http_safety.allowed_hosts`).
+        secure_cookie: mark the token cookie Secure (``gate.service_url`` is https).
+        throttle: failed Basic logins per client IP (default: 5 in 60 s, then 60 s of 429).
     """
     gates = GateService(run_dir, refresh_s, close_after_s, resume)
 
@@ -65,9 +83,27 @@ def create_app(
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     gates.app = app
     app.state.gates = gates
-    app.add_middleware(GateAccess, gates=gates, basic=basic)
+    # add_middleware puts each in front of the last: Host, uploads, access, then the body cap.
+    app.add_middleware(BodyLimit, cap=lambda scope: gate_body_cap(gates, scope))
+    app.add_middleware(
+        GateAccess, gates=gates, basic=basic, throttle=throttle, secure_cookie=secure_cookie
+    )
+    app.add_middleware(NoUploads)
+    app.add_middleware(HostGuard, hosts=hosts)
     add_routes(app, gates)
     return app
+
+
+def gate_body_cap(gates: GateService, scope) -> int:
+    """The cap for a request: its gate's (by snapshot size; GateAccess has let only live gates
+    through), else the envelope alone (the service's own routes take no body)."""
+    match = GATE_PATH.match(scope["path"])
+    if match and EPOCH.fullmatch(match["epoch"]):
+        gate = gates.gates.get((match["run"], int(match["epoch"])))
+        recorder = gate.recorder if gate else None
+        if recorder is not None:
+            return body_cap(len(recorder.snapshot))
+    return body_cap(0)
 
 
 async def refresh_forever(gates: GateService) -> None:
@@ -196,23 +232,34 @@ def time_left(seconds: float) -> str:
 
 
 def serve(cfg, host: str, port: int) -> None:
-    """Serve until interrupted.
+    """Serve until interrupted, over https when gate.ssl_certfile and gate.ssl_keyfile are set.
 
     Raises:
         GateServerError: ``host`` is reachable from other machines and no auth is configured,
-            or the auth setting is unreadable (one line).
+            the auth setting is unreadable, or a TLS file is missing (one line).
     """
     import uvicorn
 
-    from interaction_app.server import GateServerError, is_loopback, resolve_auth
+    from interaction_app.http_safety import allowed_hosts
+    from interaction_app.server import check_gate
 
-    basic = resolve_auth(cfg.gate)
-    if basic is None and not is_loopback(host):
-        raise GateServerError(
-            f"--host {host} is reachable from other machines: set {cfg.gate.auth_env}="
-            f"user:password or gate.auth_file, or bind 127.0.0.1"
-        )
+    gate = cfg.gate
+    basic = check_gate(gate, host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    print(f"Gate service on http://{host}:{port}/ serving gates under {cfg.base.run_dir}")
-    app = create_app(cfg.base.run_dir, basic)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    scheme = "https" if gate.ssl_certfile else "http"
+    print(f"Gate service on {scheme}://{host}:{port}/ serving gates under {cfg.base.run_dir}")
+    app = create_app(
+        cfg.base.run_dir,
+        basic,
+        hosts=allowed_hosts(gate, host),
+        secure_cookie=gate.service_url.lower().startswith("https:"),
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=gate.ssl_certfile or None,
+        ssl_keyfile=gate.ssl_keyfile or None,
+    )

@@ -14,8 +14,6 @@ from typing import Any
 
 from hill_core.edits import DECISIONS
 
-BODY_BASE_BYTES = 64 * 1024  # headroom for the envelope and a pretty-printed body
-BODY_BYTES_PER_ROW = 256  # a full row, pretty-printed, is about 110 bytes
 KEYS = ("decision", "rows")
 
 
@@ -25,11 +23,6 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
-
-
-def body_cap(n_rows: int) -> int:
-    """The largest body a gate of ``n_rows`` points accepts, in bytes: every row, twice over."""
-    return BODY_BASE_BYTES + BODY_BYTES_PER_ROW * n_rows
 
 
 async def read_body(request, cap: int) -> bytes:
@@ -63,18 +56,44 @@ def parse_body(body: bytes) -> tuple[str, list[Any]]:
     rows = payload.get("rows", [])
     if not isinstance(rows, list):
         raise ApiError(422, "rows must be a list of {sample_id, x, y, moved} objects")
+    found = _first_constant(rows, "rows")
+    if found is not None:
+        where, name = found
+        raise ApiError(400, f"{where} is {name}, which is not a JSON number (send a finite one)")
     return decision, rows
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: NaN and Infinity literals are refused (Python's json accepts them)."""
+    """Strict JSON: NaN and Infinity literals (which Python's json accepts) are parsed as
+    :class:`_Constant` markers, never numbers; :func:`parse_body` refuses them by path
+    (``rows[0].x is NaN``) once the body's shape is checked, so every refusal names a field."""
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        return json.loads(body, parse_constant=_Constant)
     except RecursionError:
         raise ApiError(400, "body is not acceptable JSON (nested too deeply)") from None
     except ValueError as err:  # JSONDecodeError, bad UTF-8, over-long integers
         raise ApiError(400, f"body is not JSON ({str(err)[:120]})") from None
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
+class _Constant:
+    """Stands in for a NaN / Infinity literal until :func:`_first_constant` says where it is."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _first_constant(value: Any, path: str) -> tuple[str, str] | None:
+    """The path (``rows[0].x``) and name of the first NaN / Infinity literal, in body order.
+
+    Iterative: the parser already refused anything nested deeper than the recursion limit.
+    """
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _Constant):
+            return path, value.name
+        if isinstance(value, dict):
+            stack.extend(reversed([(f"{path}.{k[:40]}", v) for k, v in value.items()]))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}[{i}]", v) for i, v in enumerate(value)]))
+    return None

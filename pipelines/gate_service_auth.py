@@ -6,6 +6,9 @@
   token in their URLs) pass. Unknown gate: 404; missing or wrong token: 403; decided: 410.
 - Everything else except ``/healthz`` needs HTTP Basic auth when auth is configured (it must be
   off loopback); the gate pages do not, as their token already proves the person was sent there.
+  Wrong credentials are throttled per client IP (:class:`~interaction_app.http_safety.Throttle`):
+  after 5 failures in 60 s, 429 with Retry-After.
+- The cookie is ``Secure`` when the request came over https or ``gate.service_url`` is https.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import re
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, quote
+
+from interaction_app.http_safety import Throttle, client_ip
+from interaction_app.http_safety import refuse as refuse_line
 
 # Every path shaped like a gate's is checked here, canonical or not, so that no alias of a gate
 # (/run/gate/04, /run/gate/+4) reaches a handler without its token: only canonical epochs exist.
@@ -33,10 +38,19 @@ class GateAccess:
     (with ``ticket``, ``live``, ``error`` and ``closed_line()``) or None.
     """
 
-    def __init__(self, app, gates, basic: tuple[str, str] | None):
+    def __init__(
+        self,
+        app,
+        gates,
+        basic: tuple[str, str] | None,
+        throttle: Throttle | None = None,
+        secure_cookie: bool = False,
+    ):
         self.app = app
         self.gates = gates
         self.basic = basic
+        self.throttle = throttle or Throttle()
+        self.secure_cookie = secure_cookie  # gate.service_url is https (TLS at a proxy)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -44,9 +58,9 @@ class GateAccess:
         path = scope["path"]
         match = GATE_PATH.match(path)
         if match is None:
-            if path in OPEN_PATHS or self.basic is None or basic_ok(scope, self.basic):
+            if path in OPEN_PATHS or self.basic is None:
                 return await self.app(scope, receive, send)
-            return await refuse(scope, send, 401, "HTTP Basic auth required", basic_challenge=True)
+            return await self.basic_auth(scope, receive, send)
         run, epoch = match["run"], match["epoch"]
         gate = await self.gates.lookup(run, int(epoch)) if EPOCH.fullmatch(epoch) else None
         if gate is None:
@@ -59,8 +73,22 @@ class GateAccess:
         if not gate.live:
             return await refuse(scope, send, 410, gate.closed_line())
         if from_query:
-            send = with_cookie(send, from_query, gate.ticket.page_path())
+            secure = self.secure_cookie or scope.get("scheme") in ("https", "wss")
+            send = with_cookie(send, from_query, gate.ticket.page_path(), secure)
         await self.app(scope, receive, send)
+
+    async def basic_auth(self, scope, receive, send) -> None:
+        """Pass with the right credentials; count wrong ones (not their absence: a browser asks
+        once without) against the client's address, and refuse it a while after too many."""
+        ip = client_ip(scope)
+        if wait := self.throttle.retry_after(ip):
+            return await self.throttle.refuse(scope, send, wait)
+        if basic_ok(scope, self.basic):
+            self.throttle.succeeded(ip)
+            return await self.app(scope, receive, send)
+        if header(scope, b"authorization"):
+            self.throttle.failed(ip)
+        await refuse(scope, send, 401, "HTTP Basic auth required", basic_challenge=True)
 
 
 def query_token(scope) -> str | None:
@@ -100,9 +128,12 @@ def basic_ok(scope, expected: tuple[str, str]) -> bool:
     return bool(sep) and user_ok and password_ok
 
 
-def with_cookie(send, token: str, path: str):
-    """``send`` that adds the gate's cookie to the response (the token is URL-safe base64)."""
+def with_cookie(send, token: str, path: str, secure: bool = False):
+    """``send`` that adds the gate's cookie to the response (the token is URL-safe base64);
+    ``Secure`` over https, so a browser never sends the token over plain http."""
     cookie = f"{COOKIE}={token}; Path={quote(path)}; HttpOnly; SameSite=Strict"
+    if secure:
+        cookie += "; Secure"
 
     async def send_with_cookie(message) -> None:
         if message["type"] == "http.response.start":
@@ -115,22 +146,5 @@ def with_cookie(send, token: str, path: str):
 
 async def refuse(scope, send, status: int, message: str, basic_challenge: bool = False) -> None:
     """One line: JSON ``{"error": ...}`` under an ``/api/`` path, plain text elsewhere."""
-    if scope["type"] == "websocket":  # refused before the handshake completes
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    message = one_line(message)
-    if "/api/" in scope["path"] or scope["path"].startswith("/api"):
-        body, kind = json.dumps({"error": message}).encode(), b"application/json"
-    else:
-        body, kind = f"{message}\n".encode(), b"text/plain; charset=utf-8"
-    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
-    if basic_challenge:
-        headers.append((b"www-authenticate", b'Basic realm="hill gates"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def one_line(text: object, limit: int = 300) -> str:
-    """An error for a client: a single line, at most ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
+    challenge = [(b"www-authenticate", b'Basic realm="hill gates"')] if basic_challenge else []
+    await refuse_line(scope, send, status, message, challenge)

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
-from pipelines.gate_service_auth import one_line
+from interaction_app.http_safety import one_line
 from pipelines.gate_ticket import TICKET_GLOB, GateTicket, TicketError, expired, read_ticket
 
 log = logging.getLogger("hill.gate_service")

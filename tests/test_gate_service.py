@@ -68,12 +68,23 @@ def write_gate(
 
 
 @contextlib.contextmanager
-def running_service(run_dir: Path, **options) -> Iterator[str]:
-    """The service on a free loopback port; yields its base URL. Scans only when asked."""
+def running_service(run_dir: Path, tls: tuple[str, str] | None = None, **options) -> Iterator[str]:
+    """The service on a free loopback port; yields its base URL. Scans only when asked.
+
+    ``tls``: (certfile, keyfile) to serve https, as ``hill gates serve`` does with gate.ssl_*.
+    """
     options = {"refresh_s": 3600.0, "close_after_s": 0.0, **options}
     app = create_app(run_dir, **options)
+    certfile, keyfile = tls or (None, None)
     # log_config=None: reconfiguring logging here would deadlock with Prefect's log handler.
-    config = uvicorn.Config(app, host=HOST, port=free_port(HOST), log_config=None)
+    config = uvicorn.Config(
+        app,
+        host=HOST,
+        port=free_port(HOST),
+        log_config=None,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
     server = uvicorn.Server(config)
     # The thread runs in this context, so a Prefect test server's settings reach the service.
     thread = threading.Thread(
@@ -85,7 +96,7 @@ def running_service(run_dir: Path, **options) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "service did not start"
         time.sleep(0.02)
     try:
-        yield f"http://{HOST}:{config.port}"
+        yield f"{'https' if tls else 'http'}://{HOST}:{config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)

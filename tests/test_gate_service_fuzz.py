@@ -1,9 +1,13 @@
-"""Property-based fuzzing of the gate service's HTTP decision API (hypothesis, derandomized).
+"""Property-based fuzzing of the gate API (hypothesis, derandomized): the service's JSON
+decision API, and the page's own Gradio ``/submit`` route that the issue probed.
 
-Every malformed request must get a clear 4xx with a one-line JSON error (never a 5xx or a
-traceback), leave the server up, and write nothing: the run folder's listing and the gate's
-edits file stay exactly as they were, and no flow run is resumed. Valid decisions are recorded
-once: a replay gets 409, and of several sent at the same moment exactly one wins.
+Every malformed request must get a clear 4xx whose one-line error names the field and says why
+(never a 5xx, a traceback or ``{"error": null}``), leave the server up, and write nothing: the
+folder's listing and the gate's edits file stay exactly as they were, and no flow run is
+resumed. Valid decisions are recorded once: a replay gets 409, and of several sent at the same
+moment exactly one wins. Memory stays bounded: oversized bodies are streamed by the client and
+refused by the server before it reads them. The last test prints the payloads tried, the
+crashes, the writes and the peak memory of this process (client and servers together).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import collections
 import hashlib
 import json
 import math
+import re
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +26,7 @@ import pytest
 from app_helpers import synthetic_snapshot
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_gate_hardening import PeakRss, streamed_body
 from test_gate_service import running_service, write_gate
 
 from hill_core.edits import DECISIONS
@@ -43,7 +49,39 @@ FUZZ = settings(
     ],
 )
 TRIED: collections.Counter[str] = collections.Counter()  # payloads sent, by kind
-MIN_TRIED = 500  # what the whole module must have sent (checked by the last test)
+CRASHES: list[str] = []  # 5xx answers, no answer, or a server that stopped answering
+WRITES: list[str] = []  # payloads after which a file was created or changed
+MEMORY = PeakRss()  # started by the first fixture; sampled after every payload
+MIN_TRIED = 650  # what the whole module must have sent (checked by the last test)
+MAX_RSS_GROWTH_MIB = 300  # the page's own start-up included; one unread 20 MB body was ~130
+PAGE_EXAMPLES = 150
+# What each refusal must name: the field the payload broke (service and page alike).
+FIELD = {
+    "x_not_a_number": r"\b[xy]\b",  # "x of sample 3000 is ...", "rows[0].x is NaN, ..."
+    "x_not_finite": r"\b[xy]\b",
+    "bad_sample_id": r"sample_id",
+    "unknown_sample_id": r"sample id",
+    "duplicate_sample_id": r"sample id",
+    "wrong_label": r"label",
+    "bad_moved": r"moved",
+    "missing_key": r"has no (sample_id|x|y)\b",
+    "row_not_an_object": r"row \d+",
+    "rows_not_a_list": r"\brows\b",
+    "bad_decision": r"decision",
+    "no_decision": r"decision",
+    "unknown_key": r"unknown key",
+    "not_an_object": r"body",
+    "token": r"token",
+    "gate": r"gate",
+    "arity": r"rows, decision",
+}
+ANY_FIELD = r"\b(body|decision|rows?|sample_id|sample id|key|label|moved|[xy] of sample)\b"
+
+
+def field_of(kind: str) -> str:
+    if kind.startswith("oversized"):
+        return r"body"
+    return FIELD.get(kind, ANY_FIELD)
 
 
 def listing(root: Path) -> dict[str, str]:
@@ -69,6 +107,7 @@ class Service:
 def service(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("fuzz") / "runs"
     ticket, token = write_gate(run_dir, run="fz", n=N_POINTS)
+    MEMORY.start()
     resumed = []  # no Prefect here: the service's resume is recorded instead
     with running_service(run_dir, resume=lambda t, d: resumed.append((t.run_name, d))) as base:
         svc = Service(base, run_dir, ticket, token, resumed)
@@ -269,9 +308,7 @@ MILLION_ROWS = {  # always tried, besides the drawn cases: 10^6 rows, 56 MB
 }
 
 
-def chunks(body: bytes, size: int = 64 * 1024):
-    for start in range(0, len(body), size):
-        yield body[start : start + size]
+ENVELOPE = (b'{"decision": "approve", "rows": [', b"]}")  # around the streamed rows
 
 
 # ---- properties -----------------------------------------------------------------------------
@@ -293,21 +330,36 @@ def send(svc: Service, case: dict) -> httpx.Response:
         params["token"] = token
     if "json" in case:
         content = json.dumps(case["json"]).encode()  # allow_nan: NaN and Infinity go out as is
-    elif "rows" in case:
-        body = '{"decision": "approve", "rows": [' + ",".join([ROW_TEXT] * case["rows"]) + "]}"
-        content = chunks(body.encode()) if case["chunked"] else body.encode()
+    elif "rows" in case:  # streamed: the client never holds the body (memory is the server's)
+        length, content = streamed_body(len(ROW_TEXT) * case["rows"], *ENVELOPE)
+        content = content()
+        if not case["chunked"]:
+            headers["content-length"] = str(length)
     else:
         content = case["content"]
     svc.client.cookies.clear()  # a valid request's cookie must not vouch for the next one
     return svc.client.post(path, params=params, content=content, headers=headers)
 
 
-def assert_clear_refusal(response: httpx.Response, expect: set[int]) -> None:
+def assert_clear_refusal(response: httpx.Response, expect: set[int], field: str) -> None:
+    """A 4xx in ``expect`` whose one-line JSON error names ``field`` (a regex) and says why."""
     assert response.status_code in expect, (response.status_code, response.text[:300])
     text = response.text
     assert "Traceback" not in text and "\n" not in text.strip(), text[:300]
     error = response.json()["error"]
-    assert isinstance(error, str) and 0 < len(error) <= 300
+    assert isinstance(error, str) and 0 < len(error) <= 300, error
+    assert re.search(field, error), (field, error)
+
+
+def check_aftermath(kind: str, answers: bool, before: dict, after: dict, status: int) -> None:
+    """Count what went wrong (for the closing note) before asserting it did not."""
+    if status >= 500 or not answers:
+        CRASHES.append(f"{kind}: {status}")
+    if after != before:
+        WRITES.append(kind)
+    MEMORY.sample()
+    assert answers and status < 500, (kind, status)
+    assert after == before, kind  # no edits file, no temporary, nothing changed
 
 
 @FUZZ
@@ -315,11 +367,16 @@ def assert_clear_refusal(response: httpx.Response, expect: set[int]) -> None:
 @given(case=request_case())
 def test_malformed_requests_are_refused_in_one_line_and_write_nothing(service, case):
     before = listing(service.run_dir)
-    response = send(service, case)
+    try:
+        response = send(service, case)
+    except httpx.HTTPError as err:  # no answer at all
+        CRASHES.append(f"{case['kind']}: {type(err).__name__}")
+        raise
     TRIED[case["kind"]] += 1
-    assert_clear_refusal(response, case["expect"])
-    assert service.client.get("/healthz").text == "ok"  # still serving
-    assert listing(service.run_dir) == before  # no edits file, no temporary, nothing changed
+    answers = service.client.get("/healthz").text == "ok"  # still serving
+    after = listing(service.run_dir)
+    check_aftermath(case["kind"], answers, before, after, response.status_code)
+    assert_clear_refusal(response, case["expect"], field_of(case["kind"]))
     assert not service.ticket.edits_path.exists()
     assert [run for run, _ in service.resumed if run == "fz"] == []  # no flow run resumed
 
@@ -350,7 +407,8 @@ def test_replays_get_409_and_the_first_decision_stands(service, decided, payload
     else:
         again = service.client.post(path, params={"token": token}, json=payload)
     TRIED["replay"] += 1
-    assert_clear_refusal(again, {409})
+    MEMORY.sample()
+    assert_clear_refusal(again, {409}, r"decided")
     assert "already decided: approve" in again.json()["error"]
     assert listing(service.run_dir) == before  # the first decision's file is unchanged
     recorded = hashlib.sha256(Path(first["edits_path"]).read_bytes()).hexdigest()
@@ -384,16 +442,126 @@ def test_concurrent_decisions_record_exactly_one(service):
         TRIED["concurrent"] += len(responses)
         assert sorted(r.status_code for r in responses) == [200] + [409] * 7
         for refused in (r for r in responses if r.status_code != 200):
-            assert_clear_refusal(refused, {409})
+            assert_clear_refusal(refused, {409}, r"decided")
         assert ticket.edits_path.exists()
     runs = [run for run, _ in service.resumed]
     assert sorted(r for r in runs if r.startswith("race")) == ["race0", "race1", "race2"]
 
 
+# ---- the page's own Gradio /submit route, in-process (as `hill run` serves it) -----------------
+
+PAGE_MUTATIONS = (*ROW_MUTATIONS, "rows_not_a_list", "bad_decision")  # decision is positional
+PAGE_ENVELOPES = [b"", b"not json", b"{}", b'{"data": 5}', b'{"data": {"rows": []}}', b"[1]"]
+
+
+class Page:
+    """The module's in-process gate page (launch_gate) and its folder, never decided."""
+
+    def __init__(self, url: str, folder: Path, decided: list):
+        self.url, self.folder, self.decided = url, folder, decided
+        self.client = httpx.Client(base_url=url, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def page(service, tmp_path_factory):  # after the service: MEMORY has started
+    from app_helpers import synthetic_context
+
+    from hill_core.config import GateConfig
+    from interaction_app.server import launch_gate
+
+    folder = tmp_path_factory.mktemp("page")
+    context = synthetic_context(folder / "edits" / "gate_0004.parquet")
+    decided = []
+    with launch_gate(SNAPSHOT, context, decided.append, GateConfig()) as server:
+        gate_page = Page(server.url, folder, decided)
+        yield gate_page
+        gate_page.client.close()
+
+
+@st.composite
+def page_case(draw) -> dict:
+    """One malformed call of the page's ``submit(rows, decision)``: its kind and how it is sent."""
+    others = ["random_rows", "arity", "envelope", "big"]
+    category = draw(st.sampled_from([*PAGE_MUTATIONS, *others * 3]))  # weighted as above
+    if category in PAGE_MUTATIONS:
+        kind, payload = draw(mutated(category))
+        return {"kind": kind, "data": [payload["rows"], payload["decision"]]}
+    if category == "random_rows":  # anything but a list of objects (those are mutated above)
+        rows = draw(
+            json_value.filter(
+                lambda v: not isinstance(v, list) or not all(isinstance(r, dict) for r in v)
+            )
+        )
+        return {"kind": "random_rows", "data": [rows, draw(st.sampled_from(DECISIONS))]}
+    if category == "arity":  # Gradio's own check: it used to answer {"error": null}
+        rows = draw(valid_payload())["rows"]
+        return {"kind": "arity", "data": draw(st.sampled_from([[], [rows]]))}
+    if category == "envelope":  # FastAPI's check of Gradio's body: 422 with the field's path
+        return {"kind": "envelope", "content": draw(st.sampled_from(PAGE_ENVELOPES))}
+    return {"kind": "oversized", "rows": draw(st.integers(2_600, 400_000))}
+
+
+def call_page(gate_page: Page, case: dict) -> tuple[int, str | None]:
+    """POST /gradio_api/call/submit, then read its event stream: (status, the error's text)."""
+    client, headers = gate_page.client, {"content-type": "application/json"}
+    if "rows" in case:
+        length, chunks = streamed_body(len(ROW_TEXT) * case["rows"])
+        headers["content-length"] = str(length)
+        response = client.post("gradio_api/call/submit", content=chunks(), headers=headers)
+    else:
+        content = case.get("content")
+        if content is None:
+            content = json.dumps({"data": case["data"]}).encode()  # NaN goes out as is
+        response = client.post("gradio_api/call/submit", content=content, headers=headers)
+    text = response.text
+    assert "Traceback" not in text, text[:300]
+    if response.status_code != 200:
+        body = response.json()
+        if "detail" in body:  # FastAPI: [{"loc": ["body", "data"], "msg": ...}]
+            return response.status_code, "; ".join(
+                f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in body["detail"]
+            )
+        return response.status_code, body.get("error")
+    stream = client.get(f"gradio_api/call/submit/{response.json()['event_id']}").text
+    event = re.search(r"^event: (\w+)\ndata: (.*)$", stream, re.M)
+    assert event and event[1] == "error", stream[:300]  # nothing is ever accepted here
+    return 200, json.loads(event[2])["error"]
+
+
+@settings(FUZZ, max_examples=PAGE_EXAMPLES)
+@example(case={"kind": "arity", "data": []})
+@example(case={"kind": "arity", "data": [[]]})
+@example(case={"kind": "rows_not_a_list", "data": [None, "approve"]})  # was taken as []
+@given(case=page_case())
+def test_page_submit_refusals_name_the_field(page, case):
+    before = listing(page.folder)
+    status, error = call_page(page, case)
+    TRIED[f"page_{case['kind']}"] += 1
+    answers = page.client.get("config").status_code == 200
+    check_aftermath(f"page_{case['kind']}", answers, before, listing(page.folder), status)
+    field = FIELD.get(case["kind"], ANY_FIELD)
+    if case["kind"] == "envelope":
+        field = r"\bbody\b"
+    elif case["kind"] == "oversized":
+        assert status == 413, status
+        field = r"body"
+    assert isinstance(error, str) and error.strip() and "\n" not in error.strip(), error
+    assert re.search(field, error), (case["kind"], error)
+    assert page.decided == []
+
+
 def test_zz_payload_count(service):
-    """Runs last (file order): the number of payloads the module threw at the service."""
+    """Runs last (file order): payloads tried, crashes, writes and peak memory."""
     total = sum(TRIED.values())
-    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(TRIED.items()))
-    print(f"\ngate service fuzz: {total} payloads ({kinds})")
+    on_page = sum(n for kind, n in TRIED.items() if kind.startswith("page_"))
+    peak = MEMORY.sample()
+    print(
+        f"\ngate service fuzz: {total} payloads ({total - on_page} service, {on_page} page), "
+        f"{len(CRASHES)} crashes, {len(WRITES)} writes, "
+        f"peak RSS {peak:.0f} MiB (+{peak - MEMORY.base:.0f})"
+    )
+    print("  by kind: " + ", ".join(f"{kind} {n}" for kind, n in sorted(TRIED.items())))
+    assert not CRASHES and not WRITES, (CRASHES, WRITES)
     assert total >= MIN_TRIED, TRIED
+    assert peak - MEMORY.base < MAX_RSS_GROWTH_MIB
     assert service.client.get("/healthz").text == "ok"
