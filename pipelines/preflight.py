@@ -70,12 +70,7 @@ def check_new_run(cfg: Config, name: str | None) -> None:
 
 
 def check_gate_page(cfg: Config) -> None:
-    """The gate page's bind and auth, as the page would check them at the first gate."""
-    from interaction_app.server import GateServerError, is_loopback, resolve_auth
+    """The gate page's bind, auth and TLS files, as the page checks them at the first gate."""
+    from interaction_app.server import check_gate
 
-    auth = resolve_auth(cfg.gate)
-    if auth is None and not is_loopback(cfg.gate.host):
-        raise GateServerError(
-            f"gate.host={cfg.gate.host} is reachable from other machines: set "
-            f"{cfg.gate.auth_env}=user:password or gate.auth_file, or bind 127.0.0.1"
-        )
+    check_gate(cfg.gate)
