@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/gate_app.py [--points 10000] [--screenshot docs/gate_page.png]
 
 Prints: seconds from the ``build_gate_app`` call (inside ``launch_gate``) to the page answering
-HTTP; the readout server function's median time per call (in-process, over HTTP, and as the
-browser sees it while dragging); and the canvas redraw time per frame while dragging, read
-from the page's own performance counter. The browser part needs /usr/bin/chromium.
+HTTP; the readout server function's time per call, as median, p95 and worst (in-process, over
+HTTP, and as the browser sees it while dragging); and the canvas redraw time per frame while
+dragging, read from the page's own performance counter. The browser part needs /usr/bin/chromium.
 """
 
 from __future__ import annotations
@@ -58,17 +58,28 @@ def demo_ops(num_classes: int) -> dict:
     return {"offsets": offsets, "scales": scales, "moved": moved}
 
 
-def median_ms(fn, repeats: int) -> float:
+def timings_ms(fn, repeats: int) -> list[float]:
+    """Milliseconds of ``repeats`` calls of ``fn``."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    return times
 
 
-def readout_over_http(url: str, ops: dict, repeats: int) -> float:
-    """Median ms of the plot's ``readout`` server function through /component_server."""
+def spread(times: list[float]) -> str:
+    """Median, 95th percentile and worst of a list of timings, as one phrase."""
+    if not times:
+        return "no samples"
+    ordered = sorted(times)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))]
+    median, worst = statistics.median(ordered), ordered[-1]
+    return f"median {median:.1f} ms, p95 {p95:.1f} ms, worst {worst:.1f} ms"
+
+
+def readout_over_http(url: str, ops: dict, repeats: int) -> list[float]:
+    """Milliseconds per call of the plot's ``readout`` server function through /component_server."""
     config = json.loads(urllib.request.urlopen(f"{url}config").read())
     plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
     body = json.dumps(
@@ -82,7 +93,7 @@ def readout_over_http(url: str, ops: dict, repeats: int) -> float:
     request = urllib.request.Request(
         f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
     )
-    return median_ms(lambda: urllib.request.urlopen(request).read(), repeats)
+    return timings_ms(lambda: urllib.request.urlopen(request).read(), repeats)
 
 
 def browser_drag(url: str) -> dict:
@@ -119,7 +130,7 @@ def browser_drag(url: str) -> dict:
         "draw_median_ms": statistics.median(draws),
         "draw_p95_ms": sorted(draws)[int(0.95 * (len(draws) - 1))],
         "readout_calls": len(perf["readout"]),
-        "readout_roundtrip_median_ms": statistics.median(perf["readout"] or [float("nan")]),
+        "readout_roundtrips_ms": perf["readout"],
     }
 
 
@@ -183,14 +194,13 @@ def main() -> None:
         startup = time.perf_counter() - t0
         with server:
             readout = Readout(snapshot, 10, context.weights)
-            in_process = median_ms(lambda: readout(ops), args.repeats)
+            readout(ops)  # warm-up: the first call builds what later calls reuse
+            in_process = timings_ms(lambda: readout(ops), args.repeats)
             over_http = readout_over_http(server.url, ops, args.repeats)
             print(f"points: {args.points}")
             print(f"build_gate_app call -> page answers HTTP: {startup:.2f} s")
-            print(
-                f"readout server function, median per call: {in_process:.1f} ms in-process, "
-                f"{over_http:.1f} ms over HTTP"
-            )
+            print(f"readout server function in-process: {spread(in_process)}")
+            print(f"readout server function over HTTP: {spread(over_http)}")
             reason = browser_missing_reason()
             if reason:
                 print(f"browser figures skipped: {reason}")
@@ -202,8 +212,8 @@ def main() -> None:
                     f"{b['fps']:.0f} fps)"
                 )
                 print(
-                    f"readout as the page sees it while dragging: median "
-                    f"{b['readout_roundtrip_median_ms']:.1f} ms round trip "
+                    f"readout round trip as the page sees it while dragging: "
+                    f"{spread(b['readout_roundtrips_ms'])} "
                     f"({b['readout_calls']} calls, throttled to one per 80 ms)"
                 )
     if args.screenshot:

@@ -9,11 +9,14 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from app_helpers import synthetic_context, synthetic_snapshot
 
 from hill_core.config import Config, GateConfig
-from hill_core.edits import read_edits, write_snapshot
+from hill_core.edits import make_edits, read_edits, write_snapshot
+from hill_core.teacher import teacher_from_edits
 from interaction_app.layout import Readout
 from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.server import GateServerError, launch_gate, serve_snapshot_file
@@ -181,6 +184,47 @@ def test_readout_matches_the_page_rule_and_is_fast():
     assert (q[~cls3 & ~moved] == xy[~cls3 & ~moved]).all() and q[1].tolist() == [9.0, 9.0]
     assert readout({})["l_human"] == pytest.approx(0.0, abs=1e-6)  # no edit asks nothing
     assert readout(ops)["l_center"] > 0 and readout(ops)["l_point"] > 0
+
+
+def readout_cases(snapshot: pd.DataFrame, count: int, seed: int = 0) -> list[dict]:
+    """Edit states as the page sends them: shifts, scales, merges, single points, a class all
+    moved point by point, and no edit at all."""
+    rng = np.random.default_rng(seed)
+    ids, labels = snapshot["sample_id"].to_numpy(), snapshot["label"].to_numpy()
+    cases = [{}]
+    for k in range(count):
+        offsets, scales = np.zeros((10, 2)), np.ones(10)
+        for c in rng.choice(10, rng.integers(0, 4), replace=False):
+            offsets[c] = rng.normal(size=2)
+        for c in rng.choice(10, rng.integers(0, 3), replace=False):
+            scales[c] = rng.uniform(0.2, 2.5)
+        picked = rng.choice(ids, rng.integers(0, 30), replace=False)
+        moved = [[int(i), float(rng.normal() * 4), float(rng.normal() * 4)] for i in picked]
+        if k % 4 == 0:  # class 4 moved entirely point by point: no shift or scale, only points
+            taken = {m[0] for m in moved}
+            moved += [[int(i), 0.5, 0.5] for i in ids[labels == 4] if int(i) not in taken]
+        if k % 4 == 1:  # a merge: class 2's centre dropped on class 7's
+            offsets[2] = [4 * np.cos(2 * np.pi * 0.7) - 4 * np.cos(2 * np.pi * 0.2), 0.0]
+        cases.append({"offsets": offsets.tolist(), "scales": scales.tolist(), "moved": moved})
+    return cases
+
+
+def test_cached_readout_equals_the_long_way():
+    """Readout caches the gate side and the current layout's class statistics; its numbers
+    are hill_core's teacher_from_edits + layout_loss over every point (float32 rounding)."""
+    snapshot = synthetic_snapshot(3000)
+    readout = Readout(snapshot, 10, synthetic_context(Path("unused")).weights)
+    for ops in readout_cases(snapshot, 16):
+        fast, slow = readout(ops), readout.reference(ops)
+        assert fast.keys() == slow.keys()
+        for key in fast:
+            assert fast[key] == pytest.approx(slow[key], rel=2e-4, abs=1e-7), (key, ops)
+        q, moved = readout.positions(ops)
+        edits = make_edits(snapshot, q[:, 0], q[:, 1], moved, "", 0)
+        a, b = readout.teacher(q, moved), teacher_from_edits(edits, 10)
+        for field in a.__dict__:
+            x, y = getattr(a, field), getattr(b, field)
+            assert x.dtype == y.dtype and torch.allclose(x.double(), y.double(), atol=1e-6), field
 
 
 def test_serve_snapshot_file_times_out_into_the_configured_decision(tmp_path, capsys):
