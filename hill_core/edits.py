@@ -44,6 +44,9 @@ SNAPSHOT_COLUMNS = {
     "x": "float64",
     "y": "float64",
 }
+# Optional snapshot columns, kept when present: ``item`` is a small preview of each item for the
+# gate page (a data: URL of a PNG or WebP image, or a line of text; hill_core/snapshot.py).
+SNAPSHOT_OPTIONAL_COLUMNS = ("item",)
 EDITS_COLUMNS = {
     "run_id": "str",
     "gate_epoch": "int64",
@@ -167,7 +170,11 @@ def validate_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
         EditsError: no rows (a gate with nothing to show), NaN/inf or positions beyond
             ``VIEW_LIMIT``, or duplicate sample ids.
     """
+    optional = [c for c in SNAPSHOT_OPTIONAL_COLUMNS if c in getattr(snapshot, "columns", ())]
+    extra = {c: _text_column(snapshot[c], c) for c in optional}
     snapshot = _with_columns(snapshot, SNAPSHOT_COLUMNS, "snapshot")
+    for column, values in extra.items():
+        snapshot[column] = values
     if snapshot.empty:
         raise EditsError("snapshot: table is empty (a gate needs at least one item to show)")
     _check_finite(snapshot, ["x", "y"], "snapshot")
@@ -277,6 +284,20 @@ def _with_columns(df: pd.DataFrame, columns: dict[str, str], what: str) -> pd.Da
         except (TypeError, ValueError):
             raise EditsError(f"{what}: column {column} must be {dtype}") from None
     return out.reset_index(drop=True)
+
+
+def _text_column(column: pd.Series, name: str) -> list[str | None]:
+    """An optional text column as a list of str or None (NaN counts as None)."""
+    values = [
+        None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in column
+    ]
+    if not all(v is None or isinstance(v, str) for v in values):
+        raise EditsError(f"snapshot: column {name} must hold text (or nothing)")
+    return values
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def _check_finite(df: pd.DataFrame, columns: list[str], what: str) -> None:

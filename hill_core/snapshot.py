@@ -1,6 +1,16 @@
-"""A gate's snapshot: a stratified sample of training items with their view positions."""
+"""A gate's snapshot: a stratified sample of training items with their view positions.
+
+Each row also carries a small preview of its item (column ``item``), so the gate page can show
+what a point *is* on hover without the page process having the data set. The previews stay
+small enough to live in the snapshot's Parquet (see :func:`item_preview`); a snapshot without
+them (an older file) simply shows no picture.
+"""
 
 from __future__ import annotations
+
+import base64
+import io
+import logging
 
 import numpy as np
 import pandas as pd
@@ -9,24 +19,39 @@ import torch
 from hill_core.evaluate import latents_of
 from hill_core.sampling import stratified_sample
 
+log = logging.getLogger(__name__)
+
+THUMB_PX = 32  # images are shown at most this many pixels a side (larger ones are shrunk)
+SIGNAL_SIZE = (96, 36)  # px of a signal window's sparkline
+SIGNAL_CHANNELS = 3  # channels drawn per signal window
+ROW_FEATURES = 8  # features of a table row shown before "... (+N more)"
+PREVIEW_INK = ((31, 119, 180), (214, 39, 40), (44, 160, 44))  # one colour per drawn channel
+
 
 def take_snapshot(state, size: int | None = None) -> pd.DataFrame:
-    """Snapshot table (sample_id, label, class_name, pred, x, y) of ``size`` training items.
+    """Snapshot table (sample_id, label, class_name, pred, x, y, item) of ``size`` training items.
 
     The same items are drawn at every gate of a run (seeded by base.seed), so gates compare.
-    Positions are ``P(z)`` in view units; the model is left in eval mode.
+    Positions are ``P(z)`` in view units; the model is left in eval mode. ``item`` is each
+    item's preview (:func:`item_preview`). A ``size`` beyond the training set takes all of it,
+    with a log warning; the table's ``attrs["note"]`` then says so in one line.
     """
     if state.projection is None:
         raise ValueError("no frozen projection yet: a snapshot needs hill.freeze_epoch passed")
     size = state.config.hill.snapshot_size if size is None else size
     data = state.data.train_eval
+    note = size_note(size, len(data))
+    if note:
+        log.warning(note)
     rows = stratified_sample(data.labels, size, state.config.base.seed)
-    sample = data.subset(rows)
+    # The model sees the items as evaluation does (normalised); previews use the raw items.
+    sample = data.subset(rows, data.transform)
     z, logits = latents_of(state.model, sample, state.device)
     with torch.no_grad():
         p = state.projection(z.to(state.device)).cpu().numpy().astype(np.float64)  # (N, 2)
     names = np.asarray(state.data.class_names, dtype=object)
-    return pd.DataFrame(
+    raw = data.subset(rows)
+    table = pd.DataFrame(
         {
             "sample_id": sample.ids,
             "label": sample.labels,
@@ -34,5 +59,88 @@ def take_snapshot(state, size: int | None = None) -> pd.DataFrame:
             "pred": logits.argmax(1).numpy().astype(np.int64),
             "x": p[:, 0],
             "y": p[:, 1],
+            "item": [item_preview(raw.get_x(i)) for i in range(len(raw))],
         }
     )
+    if note:
+        table.attrs["note"] = note
+    return table
+
+
+def size_note(requested: int, available: int) -> str:
+    """One line when ``hill.snapshot_size`` asks for more items than the training set holds."""
+    if requested <= available:
+        return ""
+    return (
+        f"hill.snapshot_size={requested} is larger than the training set ({available} items): "
+        f"the snapshot shows all {available}"
+    )
+
+
+def item_preview(x) -> str | None:
+    """A small preview of one raw item (as the data set returns it, before normalising).
+
+    - an image (1 or 3, H, W): a PNG data URL (grey) or WebP (colour, lossy; PNG where Pillow
+      lacks WebP), shrunk to at most :data:`THUMB_PX` a side. 8x8 digits take ~0.2 KB, a
+      32x32 CIFAR image ~0.4 KB.
+    - a signal window (channels, T), e.g. PAMAP2's (27, 200): a PNG sparkline of
+      :data:`SIGNAL_CHANNELS` channels spread over the channel list (for PAMAP2 the x axis of
+      the hand, chest and ankle accelerometers), ~1 KB.
+    - a feature row (F,): text, the first :data:`ROW_FEATURES` values (standardised, as the
+      model sees them).
+
+    Anything else gives None (no preview).
+    """
+    values = np.asarray(torch.as_tensor(x).detach().cpu().numpy())
+    if values.ndim == 3 and values.shape[0] in (1, 3):
+        return _image_url(values)
+    if values.ndim == 2:
+        return _signal_url(values.astype(np.float64))
+    if values.ndim == 1:
+        return _row_text(values.astype(np.float64))
+    return None
+
+
+def _image_url(values: np.ndarray) -> str:
+    from PIL import Image, features
+
+    if values.dtype != np.uint8:  # floats in [0, 1]
+        values = np.clip(np.nan_to_num(values.astype(np.float64)) * 255.0 + 0.5, 0, 255)
+        values = values.astype(np.uint8)
+    grey = values.shape[0] == 1
+    image = Image.fromarray(values[0] if grey else np.moveaxis(values, 0, -1))
+    if max(image.size) > THUMB_PX:
+        image.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+    lossy = not grey and features.check("webp")
+    fmt, mime, options = ("WEBP", "webp", {"quality": 80}) if lossy else ("PNG", "png", {})
+    return _data_url(image, fmt, mime, options)
+
+
+def _signal_url(values: np.ndarray) -> str:
+    from PIL import Image, ImageDraw
+
+    width, height = SIGNAL_SIZE
+    channels, steps = values.shape
+    picks = np.unique(np.linspace(0, channels, SIGNAL_CHANNELS, endpoint=False).astype(int))
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    xs = np.linspace(1, width - 2, max(steps, 2))
+    for colour, c in zip(PREVIEW_INK, picks, strict=False):
+        line = np.nan_to_num(values[c])
+        low, high = float(line.min()), float(line.max())
+        scaled = (line - low) / (high - low) if high > low else np.full(steps, 0.5)
+        ys = (height - 3) - scaled * (height - 5)
+        draw.line(list(zip(xs.tolist(), ys.tolist(), strict=False)), fill=colour, width=1)
+    return _data_url(image, "PNG", "png", {"optimize": True})
+
+
+def _row_text(values: np.ndarray) -> str:
+    shown = " · ".join(f"{v:.3g}" for v in values[:ROW_FEATURES])
+    more = len(values) - ROW_FEATURES
+    return f"features {shown}" + (f" … (+{more} more)" if more > 0 else "")
+
+
+def _data_url(image, fmt: str, mime: str, options: dict) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return f"data:image/{mime};base64,{base64.b64encode(buffer.getvalue()).decode()}"
