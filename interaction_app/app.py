@@ -22,6 +22,7 @@ from hill_core.edits import EditsError, edits_summary, make_edits, validate_snap
 from interaction_app.context import DECISIONS, GateContext, GateDecision
 from interaction_app.layout import Readout, rows_to_positions, view_payload
 from interaction_app.panels import context_html
+from interaction_app.presence import POLL_S, Presence
 from interaction_app.recorder import GateClosedError, GateRecorder
 
 STATIC = Path(__file__).parent / "static"
@@ -30,15 +31,17 @@ JS_PARTS = ("gate_state.js", "gate_draw.js", "gate_ui.js")  # one scope, joined 
 PLOT_TEMPLATE = """
 <div class="hill-root" tabindex="0">
   <div class="hill-toolbar">
-    <button class="hill-undo" title="Ctrl+Z">Undo</button>
+    <button class="hill-undo" title="Ctrl+Z, anywhere but in a text field">Undo</button>
     <button class="hill-reset">Reset</button>
     <button class="hill-fit">Fit view</button>
-    <span>Scale of</span><select class="hill-scale-class"></select>
+    <span>Scale of</span><select class="hill-scale-class" title="the class the slider scales">
+    </select>
     <input class="hill-scale" type="range" min="0" max="3" step="0.05" value="1">
     <span class="hill-scale-val">1.00×</span>
   </div>
   <div class="hill-status">Drag a centre to move its class (drop it on another to merge), a point
     to move it alone. Wheel zooms, dragging the background pans.</div>
+  <div class="hill-note"></div>
   <div class="hill-stage"><canvas class="hill-canvas"></canvas>
     <div class="hill-tip"></div><div class="hill-lock"></div></div>
   <div class="hill-legend"></div>
@@ -50,10 +53,24 @@ READ_EDITS_JS = f"""(edits, ...rest) => {{
   const root = document.querySelector('#{PLOT_ID} .hill-root');
   return [root && root.hill ? root.hill.payload() : null, ...rest];
 }}"""
+# After Confirm: lock this page at once, then fetch the decision's line (time, where the run
+# went) for the banner and tell the other tabs of this browser.
 LOCK_JS = f"""() => {{
   const root = document.querySelector('#{PLOT_ID} .hill-root');
-  if (root && root.hill) root.hill.lock('Decision recorded: this gate no longer accepts edits.');
+  if (root && root.hill) {{
+    root.hill.lock('Decision recorded: this gate no longer accepts edits.', false);
+    root.hill.checkNow();
+  }}
 }}"""
+# The context panel's confusion cells highlight their points on the plot.
+CONFUSION_JS = f"""
+element.addEventListener('click', (e) => {{
+  const cell = e.target.closest('td[data-true]');
+  const root = document.querySelector('#{PLOT_ID} .hill-root');
+  if (cell && root && root.hill) root.hill.highlight(Number(cell.dataset.true),
+    Number(cell.dataset.pred));
+}});
+"""
 JSON_TYPES = {type(None): "null", dict: "an object", str: "a string", bool: "a boolean"}
 CONFIRM_TEXT = {
     "approve": "**Approve?** The edited layout becomes the teacher from the next epoch on. {edit}",
@@ -76,24 +93,28 @@ def build_gate_app(
         context: what the person needs to decide and where the decision goes.
         on_decision: called once, after the edits Parquet is written, with the decision.
     """
+    note = snapshot_note(len(snapshot), context, snapshot.attrs.get("note", ""))
     snapshot = validate_snapshot(snapshot)
     recorder = GateRecorder(snapshot, context, on_decision)
     readout = Readout(snapshot, len(context.class_names), context.weights)
+    presence = Presence()
+    items = ItemLookup(snapshot)
     title = f"hill gate · {context.run_name} · epoch {context.gate_epoch}"
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                _plot(snapshot, context, recorder, readout)
+                _plot(snapshot, context, recorder, readout, presence, items, note)
             with gr.Column(scale=1, min_width=320):
                 status, buttons = _decision_panel(recorder)
-                gr.HTML(context_html(context), css_template=_css(), js_on_load=None)
-        _api(snapshot, context, recorder)
+                gr.HTML(context_html(context), css_template=_css(), js_on_load=CONFUSION_JS)
+        _api(snapshot, context, recorder, items)
         demo.load(
             partial(_status_update, recorder),
             outputs=[status, buttons],
             api_visibility="private",
         )
     demo.gate_recorder = recorder  # GateServer.decide records timeouts through the same lock
+    demo.gate_presence = presence  # GateServer.close waits for open pages to lock
     _name_missing_inputs(demo)
     return demo
 
@@ -122,38 +143,82 @@ def _css() -> str:
     return (STATIC / "gate.css").read_text()
 
 
-def _plot(snapshot, context, recorder: GateRecorder, readout: Readout) -> gr.HTML:
-    """The canvas scatter, with the readout and status as server functions for its script."""
+def snapshot_note(rows: int, context: GateContext, note: str = "") -> str:
+    """The page's line about the snapshot: ``context.snapshot_note`` or ``note`` as given, else
+    one when it holds fewer items than ``hill.snapshot_size`` asked for (a smaller training
+    set: all of it is shown)."""
+    if context.snapshot_note or note:
+        return context.snapshot_note or note
+    if not context.snapshot_size or rows >= context.snapshot_size:
+        return ""
+    return (
+        f"This snapshot holds {rows} items, fewer than hill.snapshot_size="
+        f"{context.snapshot_size}: the training set is smaller, so all of it is shown."
+    )
+
+
+def _plot(snapshot, context, recorder, readout, presence: Presence, items: ItemLookup, note: str):
+    """The canvas scatter, with the readout, status and item previews as server functions."""
 
     def readout_fn(ops: dict[str, Any]) -> dict[str, float]:
         return readout(ops or {})
 
-    def status_fn(_: Any = None) -> dict[str, Any]:
-        decided = recorder.decision is not None
-        return {"decided": decided, "message": recorder.closed_message() if decided else ""}
+    def status_fn(info: Any = None) -> dict[str, Any]:
+        presence.seen(info)
+        if recorder.decision is None:
+            return {"decided": False, "message": ""}
+        return {"decided": True, "decision": recorder.decision.decision, **_lines(recorder)}
 
-    readout_fn.__name__, status_fn.__name__ = "readout", "status"  # names the script calls
+    def item_fn(sample_id: Any = None) -> dict[str, Any]:
+        return {"sample_id": sample_id, "item": items.get(sample_id)}
+
+    readout_fn.__name__, status_fn.__name__, item_fn.__name__ = "readout", "status", "item"
     return gr.HTML(
         html_template=PLOT_TEMPLATE,
         css_template=_css(),
         js_on_load="\n".join((STATIC / name).read_text() for name in JS_PARTS),
-        server_functions=[readout_fn, status_fn],
+        server_functions=[readout_fn, status_fn, item_fn],
         elem_id=PLOT_ID,
         view=view_payload(snapshot, context.class_names),
+        gate={
+            "key": f"{context.run_id}:{context.gate_epoch}",
+            "note": note,
+            "has_items": bool(items),
+            "status_ms": int(1000 * POLL_S),
+        },
     )
+
+
+class ItemLookup(dict):
+    """``sample_id -> preview`` from the snapshot's optional ``item`` column (hill_core/snapshot.py:
+    an image data URL or a line of text). Ids arrive as JSON numbers, possibly 3.0."""
+
+    def __init__(self, snapshot: pd.DataFrame):
+        super().__init__()
+        if "item" in snapshot.columns:
+            for sid, item in zip(snapshot["sample_id"], snapshot["item"], strict=True):
+                if isinstance(item, str) and item:
+                    self[int(sid)] = item
+
+    def get(self, sample_id: Any, default: Any = None) -> Any:
+        if isinstance(sample_id, float) and sample_id.is_integer():
+            sample_id = int(sample_id)
+        if not isinstance(sample_id, int) or isinstance(sample_id, bool):
+            return default
+        return super().get(sample_id, default)
 
 
 def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
     """Approve / Skip / Stop, each through a confirmation step; returns status line and buttons."""
     pending = gr.State(None)  # the decision awaiting confirmation, per browser session
-    status = gr.Markdown("**Waiting for your decision.**")
-    with gr.Row() as buttons:
+    status = gr.Markdown("**Waiting for your decision.**", elem_id="hill-decision-status")
+    with gr.Row(elem_id="hill-decision-buttons") as buttons:
         asks = [
             (gr.Button("Approve", variant="primary"), "approve"),
             (gr.Button("Skip"), "skip"),
             (gr.Button("Stop run", variant="stop"), "stop"),
         ]
-    with gr.Group(visible=False) as confirm_box:
+    with gr.Group(visible=False, elem_id="hill-decision-confirm") as confirm_box:
         confirm_text = gr.Markdown()
         with gr.Row():
             confirm = gr.Button("Confirm", variant="primary")
@@ -196,21 +261,32 @@ def _confirm(recorder: GateRecorder, edits: Any, pending: str | None):
     """Record the pending decision with the plot's current edits."""
     if pending not in DECISIONS:
         raise gr.Error("Nothing to confirm: press Approve, Skip or Stop run first.")
-    result = _record(recorder, pending, edits)
-    return _decided_text(result), gr.Group(visible=False), gr.Row(visible=False)
+    _record(recorder, pending, edits)
+    return _decided_text(recorder), gr.Group(visible=False), gr.Row(visible=False)
 
 
 def _status_update(recorder: GateRecorder):
     """On page load: a tab opened after the decision shows it instead of the buttons."""
     if recorder.decision is None:
         return gr.Markdown(), gr.Row()
-    return gr.Markdown(_decided_text(recorder.decision)), gr.Row(visible=False)
+    return gr.Markdown(_decided_text(recorder)), gr.Row(visible=False)
 
 
-def _decided_text(result: GateDecision) -> str:
+def _lines(recorder: GateRecorder) -> dict[str, str]:
+    """What every page shows of the recorded decision: ``message`` (the banner: when, by whom,
+    where the run went) and ``detail`` (the file)."""
+    d = recorder.decision
+    return {
+        "message": f"{recorder.announcement()} This gate no longer accepts edits.",
+        "detail": f"Wrote {d.edits_path} (sha256 {d.edits_sha256[:12]}…).",
+    }
+
+
+def _decided_text(recorder: GateRecorder) -> str:
+    d = recorder.decision
     return (
-        f"**Decision recorded: {result.decision}.** Wrote `{result.edits_path}` "
-        f"(sha256 `{result.edits_sha256[:12]}…`). This gate no longer accepts edits."
+        f"**Decision recorded: {d.decision}.** {recorder.announcement()} Wrote "
+        f"`{d.edits_path}` (sha256 `{d.edits_sha256[:12]}…`). This gate no longer accepts edits."
     )
 
 
@@ -249,7 +325,7 @@ def _record(recorder: GateRecorder, decision: str, edits: Any) -> GateDecision:
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder) -> None:
+def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder, items) -> None:
     """``/snapshot`` and ``/submit``: drive a gate from a script, without a browser."""
 
     def snapshot_api() -> dict:
@@ -281,5 +357,12 @@ def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder) -
             "edits_sha256": result.edits_sha256,
         }
 
+    def item_api(sample_id: int) -> dict:
+        """One item's preview: {sample_id, item}; item is a data: URL of a small image (image
+        data, a signal's sparkline) or a line of text (a table row), None when the snapshot
+        has none."""
+        return {"sample_id": sample_id, "item": items.get(sample_id)}
+
     gr.api(snapshot_api, api_name="snapshot")
     gr.api(submit_api, api_name="submit")
+    gr.api(item_api, api_name="item")

@@ -9,7 +9,7 @@ from hill_core.decision import GateDecision
 from hill_core.edits import DECISIONS
 from hill_core.losses import LossWeights
 
-__all__ = ["DECISIONS", "GateContext", "GateDecision"]
+__all__ = ["DECISIONS", "NEXT_STEPS", "GateContext", "GateDecision"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class GateContext:
             before any edit. The panel reports the guided-minus-baseline change since then.
         guard_note: one line from the guard about the previous teacher (e.g. that it was
             reverted), shown as is when non-empty.
+        next_steps: decision -> what happens to the run once it is recorded (one clause, e.g.
+            "the run resumes training"), shown on every open page; None: :data:`NEXT_STEPS`.
+        snapshot_size: the ``hill.snapshot_size`` asked for; a snapshot with fewer rows (a
+            smaller training set) is reported on the page. 0: unknown, nothing reported.
+        snapshot_note: one line about the snapshot (e.g. from ``take_snapshot``), shown as is.
     """
 
     run_name: str
@@ -49,3 +54,18 @@ class GateContext:
     baseline_val_accuracy: list[float] = field(default_factory=list)
     last_edit_epoch: int | None = None
     guard_note: str = ""
+    next_steps: dict[str, str] | None = None
+    snapshot_size: int = 0
+    snapshot_note: str = ""
+
+    def next_step(self, decision: str) -> str:
+        """What the run does after ``decision`` (one clause)."""
+        return (self.next_steps or NEXT_STEPS).get(decision, NEXT_STEPS.get(decision, ""))
+
+
+# Where a paused run goes after each decision (hill_core/loop.py, hill.on_skip).
+NEXT_STEPS = {
+    "approve": "the run resumes training with the edited layout as its teacher",
+    "skip": "the run resumes training without this gate's edits",
+    "stop": "the run stops here and is finalised with what it has",
+}

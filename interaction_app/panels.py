@@ -9,7 +9,8 @@ from interaction_app.context import GateContext
 
 
 def context_html(ctx: GateContext) -> str:
-    """Run, gate, guided vs baseline (figures, chart), guard note, per-class accuracy, confusion."""
+    """Run, gate, guided vs baseline (figures), guard note, the confusion matrix with per-class
+    accuracy (first, so it shows without scrolling at 900 px), then the accuracy chart."""
     return "".join(
         [
             f"<div class='hill-ctx'><h3>{escape(ctx.run_name)} · gate after epoch "
@@ -18,9 +19,9 @@ def context_html(ctx: GateContext) -> str:
             f"config {escape(ctx.config_hash)}</p>",
             _against_baseline(ctx),
             _guard_note(ctx.guard_note),
+            _confusion(ctx.class_names, ctx.confusion, ctx.per_class_accuracy),
+            _per_class(ctx.class_names, ctx.per_class_accuracy, bool(ctx.confusion)),
             _val_chart(ctx),
-            _per_class(ctx.class_names, ctx.per_class_accuracy),
-            _confusion(ctx.class_names, ctx.confusion),
             "</div>",
         ]
     )
@@ -181,8 +182,9 @@ def _val_chart(ctx: GateContext) -> str:
     )
 
 
-def _per_class(names: list[str], acc: list[float]) -> str:
-    if not acc:
+def _per_class(names: list[str], acc: list[float], in_confusion: bool) -> str:
+    """Per-class accuracy as its own table, only where no confusion matrix carries it."""
+    if not acc or in_confusion:
         return ""
     rows = "".join(
         f"<tr><td>{escape(n)}</td><td>{_pct(a)}</td><td>{_bar(a)}</td></tr>"
@@ -199,25 +201,36 @@ def _bar(fraction: float) -> str:
     return f"<div class='hill-bar' style='width:{width:.0f}px'></div>"
 
 
-def _confusion(names: list[str], matrix: list[list[int]]) -> str:
+def _confusion(names: list[str], matrix: list[list[int]], acc: list[float]) -> str:
+    """Validation confusion, one row per true class with its accuracy; a click on a cell shows
+    the snapshot's points of that true and predicted class on the plot."""
     if not matrix:
         return ""
     peak = max((v for row in matrix for v in row), default=1) or 1
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    acc_head = "<th title='validation accuracy of the class'>acc</th>" if acc else ""
     body = "".join(
         f"<tr><th>{escape(names[r])}</th>"
-        + "".join(_confusion_cell(v, peak, r == c) for c, v in enumerate(row))
+        + "".join(_confusion_cell(v, peak, names, r, c) for c, v in enumerate(row))
+        + (f"<td class='hill-acc'>{_pct(acc[r])}</td>" if r < len(acc) else "")
         + "</tr>"
         for r, row in enumerate(matrix)
     )
     return (
-        "<p><b>Validation confusion</b> (rows: true class, columns: predicted)</p>"
-        f"<table class='hill-table hill-confusion'><tr><th></th>{head}</tr>{body}</table>"
+        "<p><b>Validation confusion</b> (rows: true class, columns: predicted; click a cell to "
+        "find its points on the map)</p>"
+        f"<table class='hill-table hill-confusion'><tr><th></th>{head}{acc_head}</tr>{body}"
+        "</table>"
     )
 
 
-def _confusion_cell(value: int, peak: int, diagonal: bool) -> str:
+def _confusion_cell(value: int, peak: int, names: list[str], r: int, c: int) -> str:
     # Off-diagonal counts are the ones a person acts on (merge, separate), so they get red.
     alpha = 0.08 + 0.7 * value / peak if value else 0.0
-    rgb = "44,160,44" if diagonal else "214,39,40"
-    return f"<td style='background:rgba({rgb},{alpha:.2f})'>{value}</td>"
+    rgb = "44,160,44" if r == c else "214,39,40"
+    true, pred = escape(names[r]), escape(names[c]) if c < len(names) else str(c)
+    title = f"true {true}, predicted {pred}: {value} validation items; click to find them"
+    return (
+        f"<td data-true='{r}' data-pred='{c}' title='{title}' "
+        f"style='background:rgba({rgb},{alpha:.2f})'>{value}</td>"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from hill_core.edits import (
     write_edits,
 )
 from interaction_app.context import DECISIONS, GateContext, GateDecision
+
+SOURCES = {  # who decided, as the pages say it
+    "page": " on the gate page",
+    "prefect": " through Prefect",
+    "timeout": " by the timeout (gate.timeout_s)",
+}
 
 
 class GateClosedError(RuntimeError):
@@ -43,6 +50,7 @@ class GateRecorder:
         self.on_decision = on_decision
         self._lock = threading.Lock()
         self.decision: GateDecision | None = None
+        self.decided_at: float | None = None  # time.time() when this page learnt the decision
 
     def record(
         self,
@@ -66,7 +74,7 @@ class GateRecorder:
             raise EditsError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
         with self._lock:  # held through the write so two clicks cannot both pass the check
             if self.decision is None and Path(self.context.edits_path).exists():
-                self.decision = RecordedDecision.recorded(self.context.edits_path)
+                self._set(RecordedDecision.recorded(self.context.edits_path))
             if self.decision is not None:
                 raise GateClosedError(self.closed_message())
             if decision != "approve" or x is None:
@@ -75,12 +83,22 @@ class GateRecorder:
             try:
                 path = self._write(decision, x, y, moved, source)
             except EditsExistError:  # another process recorded it a moment ago
-                self.decision = RecordedDecision.recorded(self.context.edits_path)
+                self._set(RecordedDecision.recorded(self.context.edits_path))
                 raise GateClosedError(self.closed_message()) from None
             result = GateDecision(decision, str(path), file_sha256(path), source)
-            self.decision = result
+            self._set(result)
         self.on_decision(result)
         return result
+
+    def _set(self, decision: GateDecision) -> None:
+        self.decision, self.decided_at = decision, time.time()
+
+    def announcement(self) -> str:
+        """One line for every open page: what was recorded, when, by whom, where the run goes."""
+        d = self.decision
+        when = time.strftime("%H:%M:%S", time.localtime(self.decided_at or time.time()))
+        by = SOURCES.get(d.source, f" ({d.source})" if d.source and d.source != "?" else "")
+        return f"Recorded {d.decision} at {when}{by}: {self.context.next_step(d.decision)}."
 
     def _write(self, decision: str, x, y, moved, source: str) -> Path:
         ctx = self.context

@@ -8,6 +8,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hill_core.edits import EditsError, read_snapshot
 from hill_core.errors import HillError
 from hill_core.loop import gate_file
 from hill_core.losses import LossWeights
-from interaction_app.app import build_gate_app
+from interaction_app.app import build_gate_app, snapshot_note
 from interaction_app.context import GateContext, GateDecision
 from interaction_app.http_safety import Throttle, allowed_hosts, body_cap, page_guards
 from interaction_app.recorder import GateClosedError
@@ -30,8 +31,16 @@ class GateServerError(HillError):
     """The gate page cannot be served as configured; the message says why, in one line."""
 
 
+GRACE_S = 8.0  # after a decision: the longest the page stays up for its open tabs to lock
+MIN_GRACE_S = 0.3  # ...and the shortest, for a reply still on its way out
+
+
 class GateServer:
-    """A running gate page. ``url`` is its address; ``close()`` (or leaving ``with``) stops it."""
+    """A running gate page. ``url`` is its address; ``close()`` (or leaving ``with``) stops it.
+
+    Once a decision is recorded, closing first lets it reach every open page: the reply to the
+    click that decided, and a lock with the decision on every other tab (see :meth:`close`).
+    """
 
     def __init__(self, demo: gr.Blocks, url: str):
         self.demo = demo
@@ -51,15 +60,44 @@ class GateServer:
         """The recorded decision, None while the gate waits."""
         return self.demo.gate_recorder.decision
 
-    def close(self) -> None:
+    def close(self, grace_s: float = GRACE_S) -> None:
+        """Stop serving. With a decision recorded, first wait (at most ``grace_s``) until every
+        reply has left and every page heard from in the last few seconds has locked on the
+        decision; a tab that went quiet (closed, or asleep in the background) finds the page
+        gone at its next poll and locks then. Without a decision, or ``grace_s=0``: at once.
+        """
+        if grace_s > 0 and self.decision is not None:
+            self.linger(grace_s)
         with contextlib.redirect_stdout(io.StringIO()):  # Gradio prints "Closing server..."
             self.demo.close()
+
+    def linger(self, grace_s: float = GRACE_S) -> float:
+        """Wait until replies are out and open pages have locked (at most ``grace_s``);
+        returns the seconds waited."""
+        start = time.monotonic()
+        presence = self.demo.gate_presence
+        while (waited := time.monotonic() - start) < grace_s:
+            if waited >= MIN_GRACE_S and not presence.waiting() and _replies_sent(self.demo):
+                break
+            time.sleep(0.05)
+        return time.monotonic() - start
 
     def __enter__(self) -> GateServer:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(GRACE_S if exc_type is None else 0.0)
+
+
+def _replies_sent(demo: gr.Blocks) -> bool:
+    """True when no event of the page's queue is waiting to run or for its result to be sent.
+
+    Gradio drops an event id from ``pending_event_ids_session`` once its stream has passed the
+    completion message on; if that internal changes, this reports True and the grace period
+    rests on the pages' locks alone.
+    """
+    pending = getattr(getattr(demo, "_queue", None), "pending_event_ids_session", None)
+    return not isinstance(pending, dict) or not any(pending.values())
 
 
 def launch_gate(
@@ -181,6 +219,9 @@ def serve_snapshot_file(path: Path, cfg: Config, out_dir: Path) -> None:
     """
     snapshot, meta = read_snapshot(path)
     context = snapshot_context(snapshot, meta, Path(path), cfg, Path(out_dir))
+    note = snapshot_note(len(snapshot), context)
+    if note:
+        print(f"Note: {note}", flush=True)
     done = threading.Event()
     with launch_gate(snapshot, context, lambda _: done.set(), cfg.gate) as server:
         print(f"Gate page for {path}: {server.url}", flush=True)
@@ -212,6 +253,12 @@ def snapshot_context(
         weights=LossWeights.from_config(cfg.hill),
         baseline_val_accuracy=[],  # served alone: no paired baseline
         last_edit_epoch=None,
+        next_steps={  # no run waits on a snapshot served alone
+            d: f"the edits are in {gate_file(out_dir, gate_epoch)}; no run waits on this "
+            "snapshot, so this page closes"
+            for d in ("approve", "skip", "stop")
+        },
+        snapshot_size=cfg.hill.snapshot_size,
     )
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,9 @@ from app_helpers import synthetic_context, synthetic_snapshot
 from hill_core.config import Config, GateConfig
 from hill_core.edits import make_edits, read_edits, write_snapshot
 from hill_core.teacher import teacher_from_edits
+from interaction_app.app import snapshot_note
 from interaction_app.layout import Readout
+from interaction_app.presence import Presence
 from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.server import GateServerError, launch_gate, serve_snapshot_file
 
@@ -252,3 +257,110 @@ def test_decision_from_outside_the_page_goes_through_its_lock(tmp_path):
     edits, meta = read_edits(context.edits_path, snapshot)
     assert (meta.decision, meta.source, outside.source) == ("approve", "prefect", "prefect")
     assert (edits["x_after"] == edits["x_before"]).all() and not edits["moved"].any()
+
+
+def server_fn(url: str, name: str, data) -> dict:
+    """Call one of the plot's server functions (readout, status, item) as the page's script
+    does, through Gradio's /component_server route."""
+    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=10).read())
+    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+    body = json.dumps(
+        {"session_hash": "t" * 10, "component_id": plot["id"], "fn_name": name, "data": data}
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
+    )
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+
+def test_presence_counts_live_pages_until_they_lock():
+    presence = Presence(live_s=0.3)
+    for junk in (None, "a", {"page": 3}, {"page": ""}, {"page": "x" * 65}):
+        presence.seen(junk)
+    assert presence.live() == 0
+    presence.seen({"page": "a", "locked": False})
+    presence.seen({"page": "b"})
+    assert presence.waiting() == 2
+    presence.seen({"page": "a", "locked": True})
+    presence.seen({"page": "a", "locked": False})  # a later poll does not unlock it
+    assert presence.waiting() == 1 and presence.live() == 2
+    time.sleep(0.35)  # b went quiet: closed, or asleep in a background tab
+    assert presence.waiting() == 0 and presence.live() == 0
+
+
+def test_close_after_a_decision_waits_for_open_pages_to_lock(tmp_path):
+    """The server outlives its decision until each page heard from has shown it."""
+    snapshot = synthetic_snapshot(60)
+    context = synthetic_context(tmp_path / "edits.parquet")
+    server = launch_gate(snapshot, context, lambda d: None, GateConfig())
+    try:
+        waiting = server_fn(server.url, "status", {"page": "tab-a", "locked": False})
+        assert waiting == {"decided": False, "message": ""}
+        server.decide("stop", source="timeout")
+        closing = threading.Thread(target=server.close, kwargs={"grace_s": 20})
+        t0 = time.monotonic()
+        closing.start()
+        time.sleep(1.0)
+        assert closing.is_alive()  # tab-a has not locked yet: still serving
+        status = server_fn(server.url, "status", {"page": "tab-a", "locked": False})
+        assert status["decided"] and status["decision"] == "stop"
+        assert re.fullmatch(
+            r"Recorded stop at \d\d:\d\d:\d\d by the timeout \(gate.timeout_s\): the run stops "
+            r"here and is finalised with what it has\. This gate no longer accepts edits\.",
+            status["message"],
+        ), status["message"]
+        assert status["detail"].startswith(f"Wrote {context.edits_path} (sha256 ")
+        server_fn(server.url, "status", {"page": "tab-a", "locked": True})  # tab-a locked
+        closing.join(timeout=10)
+        assert not closing.is_alive() and time.monotonic() - t0 < 5
+    finally:
+        server.close(grace_s=0)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(server.url, timeout=2)
+
+
+def test_close_gives_up_on_a_silent_page_and_skips_the_wait_without_a_decision(tmp_path):
+    snapshot = synthetic_snapshot(60)
+    context = synthetic_context(tmp_path / "edits.parquet")
+    server = launch_gate(snapshot, context, lambda d: None, GateConfig())
+    server_fn(server.url, "status", {"page": "never-locks"})
+    t0 = time.monotonic()
+    server.close()  # no decision: at once
+    assert time.monotonic() - t0 < 1
+    other = launch_gate(snapshot, replace(context, edits_path=tmp_path / "b"), print, GateConfig())
+    server_fn(other.url, "status", {"page": "never-locks"})
+    other.decide("skip", source="prefect")
+    t0 = time.monotonic()
+    other.close(grace_s=1.0)
+    assert 0.95 <= time.monotonic() - t0 < 3  # waited for it, then went
+
+
+def test_item_endpoint_and_server_function_serve_one_preview(tmp_path):
+    snapshot = synthetic_snapshot(40)
+    snapshot["item"] = [f"features {i}" for i in range(40)]
+    context = synthetic_context(tmp_path / "edits.parquet")
+    with launch_gate(snapshot, context, lambda d: None, GateConfig()) as server:
+        got = call(server.url, "item", 3003)["result"]
+        assert got == {"sample_id": 3003, "item": "features 1"}
+        assert call(server.url, "item", 7)["result"]["item"] is None
+        assert server_fn(server.url, "item", 3006.0)["item"] == "features 2"
+        assert server_fn(server.url, "item", "3006")["item"] is None
+        config = json.loads(urllib.request.urlopen(f"{server.url}config").read())
+    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+    assert plot["props"]["props"]["gate"]["has_items"] is True
+    assert "item" not in plot["props"]["props"]["view"]  # previews come one by one, on hover
+
+
+def test_snapshot_note_on_the_page(tmp_path):
+    context = replace(synthetic_context(tmp_path / "e.parquet"), snapshot_size=500)
+    assert snapshot_note(500, context) == ""
+    assert snapshot_note(300, context) == (
+        "This snapshot holds 300 items, fewer than hill.snapshot_size=500: the training set "
+        "is smaller, so all of it is shown."
+    )
+    assert snapshot_note(300, replace(context, snapshot_size=0)) == ""
+    assert snapshot_note(300, context, "from take_snapshot") == "from take_snapshot"
+    with launch_gate(synthetic_snapshot(300), context, print, GateConfig()) as server:
+        config = json.loads(urllib.request.urlopen(f"{server.url}config").read())
+    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+    assert plot["props"]["props"]["gate"]["note"] == snapshot_note(300, context)

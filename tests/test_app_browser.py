@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from app_helpers import (
     browser_missing_reason,
     browser_required,
@@ -16,9 +19,10 @@ from app_helpers import (
     synthetic_snapshot,
 )
 
-from hill_core.config import GateConfig
-from hill_core.edits import read_edits
-from interaction_app.server import launch_gate
+from hill_core.config import Config, GateConfig
+from hill_core.edits import read_edits, write_snapshot
+from hill_core.snapshot import item_preview
+from interaction_app.server import free_port, launch_gate, serve_snapshot_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -228,3 +232,225 @@ def test_second_gate_context_panel_shows_guided_against_baseline(browser, tmp_pa
     assert f"Since your last edit (gate 4): guided {since_text} against the baseline" in page_text
     assert f"Now: guided {100 * g[7]:.1f} % · baseline {100 * b[7]:.1f} %" in page_text
     assert errors == []
+
+
+def rich_snapshot() -> pd.DataFrame:
+    """2,000 points with an 8x8 picture each, and class 9 sitting on class 3 (hidden centres)."""
+    snapshot = synthetic_snapshot(2000)
+    labels = snapshot["label"].to_numpy()
+    on3 = snapshot.loc[labels == 3, ["x", "y"]].to_numpy()
+    snapshot.loc[labels == 9, ["x", "y"]] = on3[: (labels == 9).sum()] + 0.05
+    rng = np.random.default_rng(3)
+    pictures = [torch.tensor(rng.random((1, 8, 8)), dtype=torch.float32) for _ in range(8)]
+    snapshot["item"] = [item_preview(pictures[k % 8]) for k in range(len(snapshot))]
+    return snapshot
+
+
+@pytest.fixture
+def rich(browser, tmp_path):
+    """A page on :func:`rich_snapshot` at 1400 x 900; yields (page, snapshot)."""
+    snapshot = rich_snapshot()
+    context = synthetic_context(tmp_path / "edits.parquet")
+    with launch_gate(snapshot, context, lambda d: None, GateConfig()) as server:
+        bctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = bctx.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(server.url)
+        wait_ready(page)
+        yield page, snapshot
+        bctx.close()
+
+
+def test_hover_shows_the_item_its_label_and_prediction(rich):
+    page, snapshot = rich
+    wrong = (snapshot["label"] != snapshot["pred"]).to_numpy()
+    assert page.evaluate(f"() => {ROOT}.hill.wrongCount()") == wrong.sum()
+    assert f"misclassified: {wrong.sum()} of 2000" in page.inner_text("#hill-plot .hill-legend")
+    label = 5
+    rows = np.flatnonzero((snapshot["label"].to_numpy() == label) & wrong)
+    i = page.evaluate(
+        f"""rows => {{
+          const h = {ROOT}.hill;
+          for (const i of rows) {{
+            const [x, y] = h.toClient(...h.point(i));
+            const hit = h.pickAt(x, y);
+            if (hit.kind === 'point' && hit.index === i) return i;
+          }}
+          return -1;
+        }}""",
+        rows.tolist(),
+    )
+    assert i >= 0
+    page.mouse.move(*page.evaluate(f"i => {ROOT}.hill.toClient(...{ROOT}.hill.point(i))", i))
+    thumb = page.locator("#hill-plot .hill-tip img.hill-thumb")
+    thumb.wait_for()
+    assert thumb.get_attribute("src") == snapshot["item"].iloc[i]
+    assert thumb.evaluate("img => img.naturalWidth") == 8
+    assert thumb.bounding_box()["width"] >= 60  # 8x8 shown at 64 px
+    text = page.evaluate(f"() => {ROOT}.hill.tipText()")
+    pred = int(snapshot["pred"].iloc[i])
+    assert f"sample {snapshot['sample_id'].iloc[i]}" in text
+    assert f"label {label} · predicted {pred}" in text and "misclassified" in text
+    assert page.errors == []
+
+
+def test_confusion_cell_highlights_its_points(rich):
+    page, snapshot = rich
+    labels, pred = snapshot["label"].to_numpy(), snapshot["pred"].to_numpy()
+    cell = page.locator(".hill-confusion td[data-true='4'][data-pred='5']")
+    assert cell.bounding_box()["y"] + cell.bounding_box()["height"] <= 900  # above the fold
+    table = page.locator(".hill-confusion").bounding_box()
+    assert table["y"] + table["height"] <= 900
+    cell.click()
+    got = page.evaluate(f"() => {ROOT}.hill.highlighted()")
+    assert got == {"t": 4, "p": 5, "count": int(((labels == 4) & (pred == 5)).sum())}
+    assert "hill-cell-on" in cell.get_attribute("class")
+    assert f"{got['count']} points of 4 predicted as 5" in page.inner_text(".hill-status")
+    page.keyboard.press("Escape")
+    assert page.evaluate(f"() => {ROOT}.hill.highlighted()") is None
+    assert "hill-cell-on" not in (cell.get_attribute("class") or "")
+    page.locator(".hill-confusion td[data-true='2'][data-pred='2']").click()
+    page.locator(".hill-confusion td[data-true='2'][data-pred='2']").click()  # again: off
+    assert page.evaluate(f"() => {ROOT}.hill.highlighted()") is None
+
+
+def drawn(page, c):
+    return page.evaluate(f"c => {ROOT}.hill.handleClient(c)", c)
+
+
+def assert_reachable(page, classes):
+    """Each class's handle is drawn apart from the others and picks that class; labels clear."""
+    spots = {c: drawn(page, c) for c in classes}
+    for a in classes:
+        hit = page.evaluate(f"([x, y]) => {ROOT}.hill.pickAt(x, y)", spots[a])
+        assert hit == {"kind": "class", "index": a}
+        for b in classes:
+            if a < b:
+                assert np.hypot(*np.subtract(spots[a], spots[b])) >= 24, (a, b)
+    boxes = [page.evaluate(f"c => {ROOT}.hill.labelBox(c)", c) for c in range(10)]
+    for k, (x, y, w, h) in enumerate(boxes):
+        for x2, y2, w2, h2 in boxes[k + 1 :]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, boxes
+
+
+def test_overlapping_and_merged_centres_stay_reachable(rich):
+    page, _ = rich
+    assert page.evaluate(f"() => [{ROOT}.hill.fanned(3), {ROOT}.hill.fanned(9)]") == [True, True]
+    assert_reachable(page, [3, 9])
+    three = page.evaluate(f"() => {ROOT}.hill.handle(3)")
+    nine = page.evaluate(f"() => {ROOT}.hill.handle(9)")
+    drag(page, drawn(page, 9), (90, 0))  # grab 9 where it is drawn: 9 moves, 3 stays
+    assert page.evaluate(f"() => {ROOT}.hill.handle(3)") == three
+    per_px = page.evaluate(f"() => {ROOT}.hill.dataPerPixel()")
+    moved = page.evaluate(f"() => {ROOT}.hill.handle(9)")
+    assert moved[0] - nine[0] == pytest.approx(90 * per_px, abs=per_px)
+
+    one, two = handle_at(page, 1), handle_at(page, 2)
+    drag(page, one, (two[0] - one[0], two[1] - one[1]))  # drop 1 on 2: merge
+    page.get_by_text("Merged 1 into 2").wait_for()
+    assert page.evaluate(f"() => {ROOT}.hill.handle(1)") == pytest.approx(
+        page.evaluate(f"() => {ROOT}.hill.handle(2)"), abs=1e-9
+    )
+    assert_reachable(page, [1, 2])
+    drag(page, drawn(page, 1), (0, 80))  # and 1 can be pulled out again
+    assert page.evaluate(f"() => {ROOT}.hill.fanned(1)") is False
+    assert page.errors == []
+
+
+def test_ctrl_z_anywhere_but_in_text_fields_and_the_scale_target(rich):
+    page, snapshot = rich
+    page.select_option("#hill-plot .hill-scale-class", "5")
+    page.evaluate(
+        f"""() => {{
+          const s = {ROOT}.querySelector('.hill-scale');
+          s.value = '0.4';
+          s.dispatchEvent(new Event('input'));
+          s.dispatchEvent(new Event('change'));
+        }}"""
+    )
+    drag(page, handle_at(page, 6), (40, 30))  # moving another class keeps the slider on 5
+    assert page.evaluate(f"() => {ROOT}.hill.selectedClass()") == 5
+    assert page.input_value("#hill-plot .hill-scale-class") == "5"
+    assert page.input_value("#hill-plot .hill-scale") == "0.4"
+    assert page.evaluate(f"() => {ROOT}.hill.undoDepth()") == 2
+
+    page.locator(".hill-ctx h3").click()  # focus away from the plot
+    page.keyboard.press("Control+z")
+    assert page.evaluate(f"() => {ROOT}.hill.undoDepth()") == 1
+    page.evaluate(
+        "() => { const t = document.createElement('input'); t.id = 'typing'; "
+        "document.body.append(t); }"
+    )
+    page.locator("#typing").focus()
+    page.keyboard.press("Control+z")  # undoes typing there, not the layout
+    assert page.evaluate(f"() => {ROOT}.hill.undoDepth()") == 1
+    page.locator("#hill-plot .hill-scale").focus()
+    page.keyboard.press("Control+z")  # the slider is not a text field
+    assert page.evaluate(f"() => {ROOT}.hill.undoDepth()") == 0
+
+    x, y = handle_at(page, 6)
+    page.mouse.click(x, y)  # a click (no drag) on a centre chooses it for the slider
+    assert page.input_value("#hill-plot .hill-scale-class") == "6"
+    assert page.input_value("#hill-plot .hill-scale") == "1"
+    assert page.errors == []
+
+
+def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys):
+    """``hill gate --snapshot`` + Confirm: the deciding tab gets its reply, a tab in the same
+    browser and one in another lock with the decision, then the command ends."""
+    snapshot = synthetic_snapshot(300)
+    path = write_snapshot(tmp_path / "snap.parquet", snapshot, gate_epoch=5, run_id="r7")
+    port = free_port("127.0.0.1")
+    cfg = Config().replace(**{"gate.port": port, "gate.timeout_s": 120})
+    done = []
+    runner = threading.Thread(
+        target=lambda: done.append(serve_snapshot_file(path, cfg, tmp_path / "out"))
+    )
+    runner.start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        pages = []
+        here = browser.new_context(viewport={"width": 1400, "height": 1000})
+        elsewhere = browser.new_context(viewport={"width": 1400, "height": 1000})
+        for bctx in (here, here, elsewhere):
+            page = bctx.new_page()
+            page.errors = []
+            page.on("pageerror", lambda e, page=page: page.errors.append(str(e)))
+            for _ in range(100):
+                try:
+                    page.goto(url)
+                    break
+                except Exception:  # not up yet
+                    time.sleep(0.1)
+            wait_ready(page)
+            pages.append(page)
+        time.sleep(2)  # every tab has polled the status once
+        deciding, sibling, other = pages
+        deciding.get_by_role("button", name="Approve").click()
+        deciding.get_by_role("button", name="Confirm").click()
+        deciding.get_by_text("Decision recorded: approve").wait_for(timeout=15000)
+        for page in pages:
+            page.wait_for_function(f"() => {ROOT}.hill.isLocked()", timeout=15000)
+            banner = page.locator("#hill-plot .hill-lock")
+            banner.get_by_text("Recorded approve at").wait_for(timeout=15000)
+            assert "no run waits on this snapshot" in banner.inner_text()
+        for page in (sibling, other):
+            page.locator("#hill-decision-note").get_by_text(
+                "Decision recorded: approve."
+            ).wait_for()
+            assert not page.get_by_role("button", name="Approve").is_visible()
+        runner.join(timeout=20)
+        assert not runner.is_alive()
+        time.sleep(4)  # the server is gone: nothing may turn into an error now
+        for page in pages:
+            assert "Connection to the server was lost" not in page.inner_text("body")
+            assert page.errors == []
+        here.close()
+        elsewhere.close()
+    finally:
+        runner.join(timeout=30)
+    out = capsys.readouterr().out
+    assert "Decision: approve" in out
+    edits, meta = read_edits(tmp_path / "out" / "gate_0005.parquet", snapshot)
+    assert meta.decision == "approve"

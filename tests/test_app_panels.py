@@ -116,7 +116,7 @@ def test_any_history_is_one_svg_inside_its_viewbox(n):
         assert all(0 <= x <= 320 and 0 <= y <= 140 for x, y in points)
     xs = [float(x) for x in re.findall(r"\bx[12]?='([\d.]+)'", svg)]
     assert xs and max(xs) <= 320 and min(xs) >= 0
-    assert "<table" not in html.split("Validation accuracy per class")[0]  # no epoch table
+    assert html.count("<table") == 1 and "hill-confusion" in html  # no epoch table
 
 
 def test_guard_note_and_names_are_escaped():
@@ -129,3 +129,25 @@ def test_guard_note_and_names_are_escaped():
     assert "<script>" not in hostile and "&lt;script&gt;" in hostile
     assert "<i>r</i>" not in hostile
     assert "hill-guard" not in context_html(ctx_with(GUIDED, BASELINE, 8, 4))
+
+
+def test_confusion_carries_per_class_accuracy_and_clickable_cells():
+    """One table (true x predicted, plus acc) ahead of the chart: above the fold at 900 px."""
+    ctx = ctx_with(GUIDED, BASELINE, 8, 4)
+    html = context_html(ctx)
+    assert html.count("<table") == 1 and "Validation accuracy per class" not in html
+    assert html.index("hill-confusion") < html.index("hill-val-chart")
+    cells = re.findall(
+        r"<td data-true='(\d+)' data-pred='(\d+)' title='([^']*)'[^>]*>(\d+)</td>", html
+    )
+    assert len(cells) == 100
+    t, p, title, value = cells[3 * 10 + 8]
+    assert (t, p) == ("3", "8") and int(value) == ctx.confusion[3][8]
+    assert title.startswith(f"true 3, predicted 8: {ctx.confusion[3][8]} validation items")
+    accs = re.findall(r"<td class='hill-acc'>([\d.]+)%</td>", html)
+    assert [float(a) for a in accs] == [round(100 * a, 1) for a in ctx.per_class_accuracy]
+
+
+def test_per_class_accuracy_alone_without_a_confusion_matrix():
+    html = context_html(ctx_with(GUIDED, BASELINE, 8, 4, confusion=[]))
+    assert "Validation accuracy per class" in html and "hill-confusion" not in html

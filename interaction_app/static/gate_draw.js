@@ -4,11 +4,77 @@
 let frame = 0;
 const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };
 
+// Where each class handle is drawn (screen px) and where its label goes. Centres closer than
+// FAN_R are fanned out around their common spot, each joined to its true place by a leader
+// line, so overlapping (or merged) classes all stay visible and grabbable.
+const DX = new Float64Array(C), DY = new Float64Array(C); // drawn handle centre
+const FANNED = new Uint8Array(C);
+const LABELS = Array.from({ length: C }, () => null); // [x, y, w, h] of each label box
+const FAN_R = 2 * HANDLE_R + 2; // px: centres nearer than this are fanned
+
+function layoutHandles() {
+  const skip = drag && drag.kind === "class" ? drag.index : -1; // the dragged one follows the pointer
+  const parent = Int32Array.from({ length: C }, (_, c) => c);
+  const find = (c) => { while (parent[c] !== c) c = parent[c] = parent[parent[c]]; return c; };
+  for (let c = 0; c < C; c++) { DX[c] = sx(hx(c)); DY[c] = sy(hy(c)); FANNED[c] = 0; }
+  for (let a = 0; a < C; a++) {
+    if (!present[a] || a === skip) continue;
+    for (let b = a + 1; b < C; b++) {
+      if (!present[b] || b === skip) continue;
+      if (Math.hypot(DX[a] - DX[b], DY[a] - DY[b]) < FAN_R) parent[find(b)] = find(a);
+    }
+  }
+  const groups = new Map();
+  for (let c = 0; c < C; c++) {
+    if (!present[c] || c === skip) continue;
+    const r = find(c);
+    if (!groups.has(r)) groups.set(r, []);
+    groups.get(r).push(c);
+  }
+  for (const group of groups.values()) {
+    const k = group.length;
+    if (k < 2) continue;
+    let mx = 0, my = 0;
+    for (const c of group) { mx += DX[c]; my += DY[c]; }
+    mx /= k; my /= k;
+    const R = (HANDLE_R + 3) / Math.sin(Math.PI / k); // neighbours just clear of each other
+    group.forEach((c, m) => {
+      const a = -Math.PI / 2 + (2 * Math.PI * m) / k;
+      DX[c] = mx + R * Math.cos(a); DY[c] = my + R * Math.sin(a); FANNED[c] = 1;
+    });
+  }
+  placeLabels();
+}
+
+function placeLabels() {
+  // Greedy: each label takes the first of right / left / above / below that overlaps no
+  // handle and no label placed before it (the selected class first).
+  ctx.font = "600 12px system-ui, sans-serif";
+  const boxes = [];
+  const handles = [];
+  for (let c = 0; c < C; c++) if (present[c]) handles.push([DX[c] - HANDLE_R - 2, DY[c] - HANDLE_R - 2, 2 * HANDLE_R + 4, 2 * HANDLE_R + 4, c]);
+  const hit = (b, c) => boxes.some((o) => overlap(b, o)) || handles.some((h) => h[4] !== c && overlap(b, h));
+  const order = [];
+  for (let c = 0; c < C; c++) if (present[c]) order.push(c);
+  order.sort((a, b) => (a === selected ? -1 : b === selected ? 1 : a - b));
+  for (const c of order) {
+    const w = ctx.measureText(view.class_names[c]).width + 6, h = 16, x = DX[c], y = DY[c], g = HANDLE_R + 3;
+    const right = [x + g, y - h / 2, w, h], left = [x - g - w, y - h / 2, w, h];
+    const above = [x - w / 2, y - g - h, w, h], below = [x - w / 2, y + g, w, h];
+    const outward = FANNED[c] && DX[c] < sx(hx(c)) ? [left, right] : [right, left];
+    const candidates = [...outward, above, below, [x + g, y - h / 2 - h, w, h], [x + g, y + h / 2, w, h]];
+    const box = candidates.find((b) => !hit(b, c)) || candidates[0];
+    boxes.push(box); LABELS[c] = box;
+  }
+}
+
+const overlap = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
+
 function draw() {
   const t0 = performance.now();
   ctx.clearRect(0, 0, cam.W, cam.H);
   const r = N > 3000 ? 2.2 : 3.2;
-  ctx.globalAlpha = 0.75;
+  ctx.globalAlpha = hi ? 0.15 : 0.75;
   for (let c = 0; c < C; c++) {
     ctx.fillStyle = view.colors[c];
     ctx.beginPath();
@@ -19,23 +85,68 @@ function draw() {
     }
     ctx.fill();
   }
+  ctx.globalAlpha = hi ? 0.12 : 1;
+  drawWrong(r);
   ctx.globalAlpha = 1;
   drawMoved(r);
+  if (hi) drawHighlight(r);
   drawTrails();
+  layoutHandles();
+  for (let c = 0; c < C; c++) if (present[c] && FANNED[c]) drawLeader(c);
   for (let c = 0; c < C; c++) if (present[c]) drawHandle(c);
   const ms = performance.now() - t0;
   perf.draws += 1; perf.last = ms; perf.samples.push(ms);
   if (perf.samples.length > 600) perf.samples.shift();
 }
 
+function drawWrong(r) {
+  // A misclassified point: a dark ring with the predicted class's colour inside it.
+  const R = r + 1.8;
+  const ring = (list) => {
+    ctx.beginPath();
+    for (const i of list) {
+      const px = sx(X[i]), py = sy(Y[i]);
+      if (px < -R || py < -R || px > cam.W + R || py > cam.H + R) continue;
+      ctx.moveTo(px + R, py); ctx.arc(px, py, R, 0, 6.2832);
+    }
+    ctx.stroke();
+  };
+  ctx.lineWidth = 2.8; ctx.strokeStyle = "#222";
+  for (let p = 0; p < C; p++) if (wrongBy[p].length) ring(wrongBy[p]);
+  ctx.lineWidth = 1.4;
+  for (let p = 0; p < C; p++) if (wrongBy[p].length) { ctx.strokeStyle = view.colors[p]; ring(wrongBy[p]); }
+}
+
 function drawMoved(r) {
-  ctx.strokeStyle = "#111"; ctx.lineWidth = 1.5; ctx.beginPath();
-  for (let i = 0; i < N; i++) {
-    if (!MV[i]) continue;
-    const px = sx(X[i]), py = sy(Y[i]);
-    ctx.moveTo(px + r + 2, py); ctx.arc(px, py, r + 2, 0, 6.2832);
+  // A point moved by hand: a white halo and a black ring, visible on any colour.
+  const R = r + 3.5;
+  const path = () => {
+    ctx.beginPath();
+    for (let i = 0; i < N; i++) {
+      if (!MV[i]) continue;
+      const px = sx(X[i]), py = sy(Y[i]);
+      ctx.moveTo(px + R, py); ctx.arc(px, py, R, 0, 6.2832);
+    }
+  };
+  ctx.strokeStyle = "#fff"; ctx.lineWidth = 4; path(); ctx.stroke();
+  ctx.strokeStyle = "#111"; ctx.lineWidth = 2; path(); ctx.stroke();
+}
+
+function drawHighlight(r) {
+  // The points of the clicked confusion cell, on top: full colour with a black outline.
+  const R = r + 1.5;
+  for (let c = 0; c < C; c++) {
+    ctx.beginPath();
+    let any = false;
+    for (const i of members[c]) {
+      if (!hi.mask[i]) continue;
+      const px = sx(X[i]), py = sy(Y[i]);
+      ctx.moveTo(px + R, py); ctx.arc(px, py, R, 0, 6.2832); any = true;
+    }
+    if (!any) continue;
+    ctx.fillStyle = view.colors[c]; ctx.fill();
+    ctx.lineWidth = 1.5; ctx.strokeStyle = "#000"; ctx.stroke();
   }
-  ctx.stroke();
 }
 
 function drawTrails() {
@@ -50,30 +161,45 @@ function drawTrails() {
   ctx.setLineDash([]);
 }
 
+function drawLeader(c) {
+  // A fanned handle points at the class's true centre: a line and a small dot there.
+  const x = sx(hx(c)), y = sy(hy(c));
+  ctx.strokeStyle = "#333"; ctx.lineWidth = 1.2;
+  ctx.beginPath(); ctx.moveTo(DX[c], DY[c]); ctx.lineTo(x, y); ctx.stroke();
+  ctx.beginPath(); ctx.arc(x, y, 3.5, 0, 6.2832);
+  ctx.fillStyle = view.colors[c]; ctx.fill(); ctx.lineWidth = 1; ctx.stroke();
+}
+
 function drawHandle(c) {
-  const px = sx(hx(c)), py = sy(hy(c));
+  const px = DX[c], py = DY[c];
   ctx.beginPath(); ctx.arc(px, py, HANDLE_R, 0, 6.2832);
   ctx.fillStyle = view.colors[c]; ctx.fill();
   ctx.lineWidth = c === selected ? 4 : 2.5; ctx.strokeStyle = "#fff"; ctx.stroke();
   ctx.lineWidth = 1; ctx.strokeStyle = "#222"; ctx.beginPath();
   ctx.arc(px, py, HANDLE_R + (c === selected ? 2.5 : 1.5), 0, 6.2832); ctx.stroke();
-  const name = view.class_names[c];
+  const [bx, by, bw, bh] = LABELS[c];
   ctx.font = "600 12px system-ui, sans-serif"; ctx.textBaseline = "middle";
-  const w = ctx.measureText(name).width;
   ctx.fillStyle = "rgba(255,255,255,0.85)";
-  ctx.fillRect(px + HANDLE_R + 3, py - 8, w + 6, 16);
-  ctx.fillStyle = "#111"; ctx.fillText(name, px + HANDLE_R + 6, py);
+  ctx.fillRect(bx, by, bw, bh);
+  ctx.fillStyle = "#111"; ctx.fillText(view.class_names[c], bx + 3, by + bh / 2);
 }
 
 // ---- picking ------------------------------------------------------------------------
 function pickHandle(px, py) {
+  // Drawn positions, as last laid out (a fanned handle is grabbed where it is drawn); a
+  // click on a label picks its class too.
   let best = -1, bestD = HANDLE_R + 3;
   for (let c = C - 1; c >= 0; c--) {
     if (!present[c]) continue;
-    const d = Math.hypot(sx(hx(c)) - px, sy(hy(c)) - py);
+    const d = Math.hypot(DX[c] - px, DY[c] - py);
     if (d < bestD) { best = c; bestD = d; }
   }
-  return best;
+  if (best >= 0) return best;
+  for (let c = C - 1; c >= 0; c--) {
+    const b = LABELS[c];
+    if (present[c] && b && px >= b[0] && px <= b[0] + b[2] && py >= b[1] && py <= b[1] + b[3]) return c;
+  }
+  return -1;
 }
 
 function pickPoint(px, py) {

@@ -10,10 +10,13 @@ const canvas = root.querySelector("canvas");
 const ctx = canvas.getContext("2d");
 const tip = root.querySelector(".hill-tip");
 const view = props.view;
+const GATE = props.gate || {}; // key (run:epoch), note, has_items, status_ms
 const N = view.x.length;
 const C = view.class_names.length;
 const IDS = view.sample_id;
 const LAB = Int32Array.from(view.label);
+const PRED = Int32Array.from(view.pred || view.label);
+const WRONG = Uint8Array.from(LAB, (t, i) => (t !== PRED[i] ? 1 : 0)); // misclassified
 const X0 = Float64Array.from(view.x);
 const Y0 = Float64Array.from(view.y);
 const X = Float64Array.from(X0);
@@ -36,15 +39,20 @@ members.forEach((m, c) => {
   if (m.length) { C0x[c] /= m.length; C0y[c] /= m.length; }
 });
 const present = members.map((m) => m.length > 0);
+// Misclassified points by predicted class: one ring path per predicted colour.
+const wrongBy = Array.from({ length: C }, () => []);
+for (let i = 0; i < N; i++) if (WRONG[i] && PRED[i] >= 0 && PRED[i] < C) wrongBy[PRED[i]].push(i);
+const wrongCount = wrongBy.reduce((n, m) => n + m.length, 0);
 
 const undoStack = [];
 const cam = { cx: 0, cy: 0, k: 1, W: 0, H: 0 }; // data centre, px per data unit, canvas size
 const perf = { draws: 0, last: 0, samples: [] }; // redraw times in ms, read by benchmarks
 const readoutPerf = { calls: 0, last: 0, samples: [] }; // round trips of the live readout
 let drag = null;
-let selected = 0;
+let selected = Math.max(0, present.indexOf(true)); // the class the scale slider acts on
 let locked = false;
 let fitted = false;
+let hi = null; // confusion-cell highlight: { t, p, mask, count }
 
 // ---- geometry -----------------------------------------------------------------------
 const sx = (x) => cam.W / 2 + (x - cam.cx) * cam.k;

@@ -9,7 +9,6 @@ canvas.addEventListener("pointerdown", (e) => {
   const hit = locked ? { kind: "none" } : pick(px, py);
   canvas.setPointerCapture(e.pointerId);
   if (hit.kind === "class") {
-    selected = hit.index; syncControls();
     drag = { ...hit, px, py, tx: T[2 * hit.index], ty: T[2 * hit.index + 1], undo: snapshotOf("class", hit.index) };
   } else if (hit.kind === "point") {
     const i = hit.index;
@@ -18,6 +17,7 @@ canvas.addEventListener("pointerdown", (e) => {
     drag = { kind: "pan", px, py, cx: cam.cx, cy: cam.cy };
   }
   drag.moved = false;
+  drag.fan = [DX.slice(), DY.slice()]; // where the handles were drawn when the drag began
   tip.style.display = "none";
 });
 
@@ -43,21 +43,27 @@ const endDrag = () => {
   if (!drag) return;
   const d = drag;
   drag = null;
-  if (d.kind === "pan" || !d.moved) return;
+  if (d.kind === "class" && !d.moved) { choose(d.index); return; } // a click picks the class
+  if (d.kind === "pan" || !d.moved) { schedule(); return; }
   undoStack.push(d.undo);
-  if (d.kind === "class") mergeIfDropped(d.index);
+  if (d.kind === "class") mergeIfDropped(d.index, d.fan);
   else say(`Moved sample ${IDS[d.index]} (${view.class_names[LAB[d.index]]}).`);
   changed();
 };
 canvas.addEventListener("pointerup", endDrag);
 canvas.addEventListener("pointercancel", endDrag);
 
-function mergeIfDropped(c) {
+function mergeIfDropped(c, fan) {
+  // Dropped on another centre (its true place, or where its handle was drawn): merge, i.e.
+  // move c's centre onto d's. Both stay classes of their own, each with its own handle.
+  const x = sx(hx(c)), y = sy(hy(c));
   for (let d = 0; d < C; d++) {
     if (d === c || !present[d]) continue;
-    if (Math.hypot(sx(hx(c)) - sx(hx(d)), sy(hy(c)) - sy(hy(d))) > MERGE_R) continue;
+    const near = Math.hypot(x - sx(hx(d)), y - sy(hy(d))) <= MERGE_R
+      || Math.hypot(x - fan[0][d], y - fan[1][d]) <= MERGE_R;
+    if (!near) continue;
     T[2 * c] = hx(d) - C0x[c]; T[2 * c + 1] = hy(d) - C0y[c]; recompute(c);
-    say(`Merged ${view.class_names[c]} into ${view.class_names[d]}.`);
+    say(`Merged ${view.class_names[c]} into ${view.class_names[d]}: both keep their own spread and handle.`);
     return;
   }
   say(`Moved class ${view.class_names[c]}.`);
@@ -74,18 +80,112 @@ canvas.addEventListener("wheel", (e) => {
   schedule();
 }, { passive: false });
 
-canvas.addEventListener("pointerleave", () => { tip.style.display = "none"; });
+canvas.addEventListener("pointerleave", () => { tip.style.display = "none"; hovered = -1; });
+
+// ---- hover: label, prediction and the item itself ---------------------------------------
+const items = new Map(); // sample id -> preview (data URL or text), null when there is none
+const asking = new Set();
+let hovered = -1; // row index under the pointer, -1 for none
+let hoverAt = [0, 0]; // where the pointer was (canvas px)
+
+function tipLines(i) {
+  const names = view.class_names, t = LAB[i], p = PRED[i];
+  const lines = [`sample ${IDS[i]}${MV[i] ? " · moved" : ""}`, `label ${names[t]} · predicted ${names[p] ?? p}`];
+  if (t !== p) lines.push("✗ misclassified");
+  return lines;
+}
+
+function showTip(i, px, py) {
+  const rows = tipLines(i).map((text, k) => {
+    const div = document.createElement("div");
+    div.textContent = text;
+    if (k === 2) div.className = "hill-tip-wrong";
+    return div;
+  });
+  const preview = items.get(IDS[i]);
+  const nodes = [];
+  if (typeof preview === "string" && preview.startsWith("data:image/")) {
+    const img = new Image();
+    img.className = "hill-thumb"; img.alt = `sample ${IDS[i]}`; img.src = preview;
+    img.onload = () => { if (img.naturalWidth <= 48) img.style.width = `${Math.max(64, img.naturalWidth)}px`; };
+    nodes.push(img);
+  } else if (typeof preview === "string") {
+    const div = document.createElement("div");
+    div.className = "hill-tip-row"; div.textContent = preview;
+    rows.push(div);
+  } else if (GATE.has_items && !items.has(IDS[i])) {
+    fetchItem(i);
+  }
+  const text = document.createElement("div");
+  text.append(...rows);
+  tip.replaceChildren(...nodes, text);
+  tip.classList.toggle("hill-tip-item", nodes.length > 0);
+  placeTip(px, py);
+}
+
+function placeTip(px, py) {
+  tip.style.display = "flex";
+  const W = canvas.clientWidth, H = canvas.clientHeight, w = tip.offsetWidth, h = tip.offsetHeight;
+  const left = px + 14 + w > W ? px - 14 - w : px + 14;
+  const top = py + 10 + h > H ? Math.max(0, py - 10 - h) : py + 10;
+  tip.style.left = `${left}px`; tip.style.top = `${top}px`;
+}
+
+function fetchItem(i) {
+  const id = IDS[i];
+  if (asking.has(id)) return;
+  asking.add(id);
+  server.item(id)
+    .then((r) => { items.set(id, r && typeof r.item === "string" ? r.item : null); })
+    .catch(() => { items.set(id, null); })
+    .finally(() => {
+      asking.delete(id);
+      if (hovered === i && !drag) showTip(i, ...hoverAt);
+    });
+}
 
 function hover(px, py) {
   const hit = pick(px, py);
   canvas.style.cursor = hit.kind === "none" ? "grab" : locked ? "default" : "move";
+  hovered = hit.kind === "point" ? hit.index : -1;
+  hoverAt = [px, py];
   if (hit.kind === "none") { tip.style.display = "none"; return; }
-  const c = hit.kind === "class" ? hit.index : LAB[hit.index];
+  if (hit.kind === "point") { showTip(hit.index, px, py); return; }
+  const c = hit.index;
   const name = view.class_names[c];
-  tip.textContent = hit.kind === "class"
-    ? `centre of ${name} (${members[c].length} points): drag to move, drop on a centre to merge`
-    : `sample ${IDS[hit.index]} · ${name}${MV[hit.index] ? " · moved" : ""}`;
-  tip.style.left = `${px + 14}px`; tip.style.top = `${py + 10}px`; tip.style.display = "block";
+  const wrong = members[c].reduce((n, i) => n + WRONG[i], 0);
+  const div = document.createElement("div");
+  div.textContent = `centre of ${name}: ${members[c].length} points, ${wrong} misclassified. `
+    + `Drag to move, drop on a centre to merge, click to scale it.`
+    + (FANNED[c] ? " (Drawn apart from centres it overlaps; the line points at its place.)" : "");
+  tip.replaceChildren(div);
+  tip.classList.remove("hill-tip-item");
+  placeTip(px, py);
+}
+
+// ---- confusion-cell highlight ---------------------------------------------------------------
+function highlight(t, p) {
+  if (hi && hi.t === t && hi.p === p) { clearHighlight(); return hi; }
+  const mask = new Uint8Array(N);
+  let count = 0;
+  for (const i of members[t] || []) if (PRED[i] === p) { mask[i] = 1; count += 1; }
+  hi = { t, p, mask, count };
+  const names = view.class_names;
+  say(`${count} point${count === 1 ? "" : "s"} of ${names[t]} predicted as ${names[p]} `
+    + `(of ${N} shown). Click the cell again or press Esc to show all.`);
+  markCells(); schedule();
+  return hi;
+}
+
+function clearHighlight() {
+  if (!hi) return;
+  hi = null; say("Showing every point."); markCells(); schedule();
+}
+
+function markCells() {
+  document.querySelectorAll(".hill-confusion td[data-true]").forEach((td) => {
+    td.classList.toggle("hill-cell-on", !!hi && Number(td.dataset.true) === hi.t && Number(td.dataset.pred) === hi.p);
+  });
 }
 
 // ---- controls: undo, reset, fit, per-class scale, legend -----------------------------
@@ -97,18 +197,42 @@ let scaleGesture = false;
 $(".hill-undo").addEventListener("click", undo);
 $(".hill-reset").addEventListener("click", reset);
 $(".hill-fit").addEventListener("click", () => { fit(); schedule(); });
-root.addEventListener("keydown", (e) => {
-  if ((e.ctrlKey || e.metaKey) && e.key === "z") { e.preventDefault(); undo(); }
-});
+
+// Ctrl+Z (Cmd+Z) anywhere on the page, except where it undoes typing; Esc clears a highlight.
+const TEXT_INPUT = /^(text|search|email|url|tel|password|number|date|time|datetime-local|month|week)$/;
+function typing(el) {
+  if (!el) return false;
+  if (el.isContentEditable || el.tagName === "TEXTAREA") return true;
+  return el.tagName === "INPUT" && TEXT_INPUT.test(el.type || "text");
+}
+function onKey(e) {
+  if (!root.isConnected) { document.removeEventListener("keydown", onKey, true); return; }
+  const target = e.composedPath ? e.composedPath()[0] : e.target;
+  if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === "z") {
+    if (typing(target)) return;
+    e.preventDefault(); undo();
+  } else if (e.key === "Escape" && hi) {
+    clearHighlight();
+  }
+}
+document.addEventListener("keydown", onKey, true);
+
 view.class_names.forEach((name, c) => {
   if (present[c]) scaleClass.add(new Option(name, String(c)));
 });
-scaleClass.addEventListener("change", () => { selected = Number(scaleClass.value); syncControls(); schedule(); });
+
+function choose(c) {
+  // The scale slider acts on this class until another is chosen (dropdown, legend or a click
+  // on a centre); dragging a centre moves it without taking the slider along.
+  if (!present[c]) return;
+  selected = c; syncControls(); schedule();
+}
+scaleClass.addEventListener("change", () => choose(Number(scaleClass.value)));
 scaleInput.addEventListener("input", () => {
   if (locked) return;
   if (!scaleGesture) { undoStack.push(snapshotOf("class", selected)); scaleGesture = true; }
   S[selected] = Number(scaleInput.value); recompute(selected);
-  schedule(); requestReadout(); $(".hill-scale-val").textContent = `${S[selected].toFixed(2)}×`;
+  schedule(); requestReadout(); syncControls();
 });
 scaleInput.addEventListener("change", () => {
   scaleGesture = false;
@@ -128,9 +252,17 @@ function buildLegend() {
     const label = document.createElement("span");
     label.textContent = `${name} (${members[c].length})`;
     item.append(sw, label);
-    item.addEventListener("click", () => { selected = c; syncControls(); schedule(); });
+    item.addEventListener("click", () => choose(c));
     legend.append(item);
   });
+  const keys = document.createElement("span");
+  keys.className = "hill-keys";
+  const ring = document.createElement("span");
+  ring.className = "hill-key-wrong";
+  const moved = document.createElement("span");
+  moved.className = "hill-key-moved";
+  keys.append(ring, ` misclassified: ${wrongCount} of ${N} (ring colour = predicted class) `, moved, " moved by hand");
+  legend.append(keys);
 }
 
 function syncControls() {
@@ -142,6 +274,7 @@ function syncControls() {
   undoButton.disabled = locked || !undoStack.length;
   $(".hill-reset").disabled = locked || !edited();
   scaleInput.disabled = locked;
+  scaleClass.disabled = locked;
   root.querySelectorAll(".hill-legend-item").forEach((el) => {
     const c = Number(el.dataset.cls);
     el.classList.toggle("hill-selected", c === selected);
@@ -164,7 +297,7 @@ function pump() {
   queued = false; inflight = true; lastSent = performance.now();
   server.readout(ops())
     .then((r) => { showReadout(r, performance.now() - lastSent); })
-    .catch((err) => { $(".hill-readout").textContent = `readout failed: ${err}`; })
+    .catch((err) => { if (!locked) $(".hill-readout").textContent = `readout failed: ${err}`; })
     .finally(() => { inflight = false; pump(); });
 }
 
@@ -179,38 +312,131 @@ function showReadout(r, ms) {
     `<span class="hill-muted">(${ms.toFixed(0)} ms)</span>`;
 }
 
-// ---- after a decision (here or in another tab) the page stops accepting edits ----------
-function lock(text) {
+// ---- after a decision (here, in another tab, through Prefect, by timeout) ----------------
+// Every page polls the server's status with its own id; once the gate is decided it locks,
+// shows the decision and where the run went, tells the server (which waits for that before
+// it closes) and tells the other tabs of this browser at once.
+const PAGE = Math.random().toString(36).slice(2) + Date.now().toString(36);
+const STATUS_MS = GATE.status_ms || 1500;
+const channel = "BroadcastChannel" in window && GATE.key ? new BroadcastChannel(`hill-gate:${GATE.key}`) : null;
+let decided = null; // the server's status once decided
+let gone = false; // the server stopped answering before this page saw a decision
+let failures = 0, pollTimer = 0, acked = false;
+
+function lock(text, soft) {
+  if (text) {
+    const banner = $(".hill-lock");
+    banner.textContent = text;
+    banner.style.display = "block";
+  }
   if (locked) return;
-  locked = true; drag = null;
-  const banner = $(".hill-lock");
-  banner.textContent = text || "This gate is decided; the layout is read-only.";
-  banner.style.display = "block";
+  locked = true; drag = null; gone = !!soft && soft === "gone";
   root.classList.add("hill-locked");
   syncControls();
 }
 
-async function pollStatus() {
-  try {
-    const s = await server.status(null);
-    if (s && s.decided) { lock(s.message); return; }
-  } catch (err) { /* server gone: the run went on; keep the page as it is */ }
-  setTimeout(pollStatus, 3000);
+function unlock() {
+  // Only a lock for a server that went quiet is undone, when it answers again undecided.
+  if (!gone || decided) return;
+  locked = false; gone = false;
+  $(".hill-lock").style.display = "none";
+  root.classList.remove("hill-locked");
+  panel(null, "");
+  syncControls();
 }
 
-// Hooks for the decision buttons (via gr.Button js=), tests and benchmarks.
+function panel(head, text) {
+  // The decision panel (Gradio components beside the plot): hide the buttons and say what
+  // happened in a note of our own next to the status line (Gradio keeps owning that line).
+  const buttons = document.getElementById("hill-decision-buttons");
+  const confirm = document.getElementById("hill-decision-confirm");
+  const status = document.getElementById("hill-decision-status");
+  let note = document.getElementById("hill-decision-note");
+  if (head === null) { // undo a "gone" lock
+    if (buttons) buttons.style.display = "";
+    if (status) status.style.display = "";
+    if (note) note.remove();
+    return;
+  }
+  if (buttons) buttons.style.display = "none";
+  if (confirm) confirm.style.display = "none";
+  if (!status || (/Decision recorded/.test(status.textContent) && !gone)) return; // it says so
+  if (!note) {
+    // Should Gradio then fill in the decision itself (a tab opened after it), that wins.
+    new MutationObserver((_, watch) => {
+      if (!/Decision recorded/.test(status.textContent)) return;
+      watch.disconnect(); status.style.display = "";
+      const mine = document.getElementById("hill-decision-note");
+      if (mine) mine.remove();
+    }).observe(status, { childList: true, subtree: true, characterData: true });
+    note = document.createElement("div");
+    note.id = "hill-decision-note";
+    note.style.cssText = "padding:6px 10px;border-radius:6px;background:#eef3f9;border-left:3px solid #1f4e79;font-size:14px";
+    status.after(note);
+  }
+  status.style.display = "none";
+  const b = document.createElement("strong");
+  b.textContent = head;
+  note.replaceChildren(b, ` ${text}`);
+}
+
+function onDecided(s, fromServer) {
+  const first = !decided;
+  decided = s; gone = false;
+  lock(s.message);
+  panel(`Decision recorded: ${s.decision}.`, `${s.message} ${s.detail || ""}`);
+  if (first && channel) channel.postMessage({ decided: true, message: s.message, detail: s.detail || "", decision: s.decision });
+  if (!acked) {
+    acked = true;
+    server.status({ page: PAGE, locked: true }).catch(() => {});
+  }
+  if (!fromServer) checkNow(); // heard from another tab: confirm with the server when it answers
+}
+
+async function pollStatus() {
+  clearTimeout(pollTimer);
+  try {
+    const s = await server.status({ page: PAGE, locked: !!decided });
+    failures = 0;
+    if (s && s.decided) { onDecided(s, true); return; }
+    if (gone) unlock();
+  } catch (err) {
+    failures += 1;
+    if (failures >= 2 && !decided && !locked) {
+      // The page has gone: the gate was decided (the run went on) or the run ended.
+      const text = "This gate page has closed: the gate was decided or its run ended. The layout is read-only.";
+      lock(text, "gone"); panel("This gate page has closed.", "The gate was decided or its run ended.");
+    }
+    if (decided) return;
+  }
+  pollTimer = setTimeout(pollStatus, gone ? 4 * STATUS_MS : STATUS_MS);
+}
+const checkNow = () => { if (!decided || !acked) pollStatus(); };
+
+if (channel) channel.onmessage = (e) => { if (e.data && e.data.decided && !decided) onDecided(e.data, false); };
+
+// Hooks for the decision buttons (via gr.Button js=), the confusion panel, tests, benchmarks.
 root.hill = {
-  payload, ops, lock, perf, readoutPerf,
+  payload, ops, lock, checkNow, highlight, clearHighlight, perf, readoutPerf,
   pickAt: (x, y) => { const b = canvas.getBoundingClientRect(); return pick(x - b.left, y - b.top); },
   isLocked: () => locked,
+  decided: () => decided,
   undoDepth: () => undoStack.length,
   dataPerPixel: () => 1 / cam.k,
   toClient: (x, y) => { const b = canvas.getBoundingClientRect(); return [b.left + sx(x), b.top + sy(y)]; },
   handle: (c) => [hx(c), hy(c)],
+  handleClient: (c) => { const b = canvas.getBoundingClientRect(); return [b.left + DX[c], b.top + DY[c]]; },
+  labelBox: (c) => LABELS[c] && LABELS[c].slice(),
+  fanned: (c) => FANNED[c] === 1,
   point: (i) => [X[i], Y[i]],
+  selectedClass: () => selected,
+  highlighted: () => (hi ? { t: hi.t, p: hi.p, count: hi.count } : null),
+  wrongCount: () => wrongCount,
+  tipText: () => (tip.style.display === "none" ? "" : tip.textContent),
   redraw: draw,
 };
 
+if (GATE.note) { const note = $(".hill-note"); note.textContent = GATE.note; note.style.display = "block"; }
 buildLegend();
 syncControls();
 new ResizeObserver(resize).observe(canvas);

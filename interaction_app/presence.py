@@ -1,0 +1,53 @@
+"""Which pages are open on a gate, and whether each has shown the decision yet.
+
+Every page polls the ``status`` server function with its own random id (static/gate_ui.js,
+``pollStatus``) and says once it has locked on a decision. After a decision the server keeps
+serving until every page seen recently has locked (or a grace period ends), so the deciding
+tab gets its reply and every other tab locks instead of losing its server mid-click
+(:meth:`interaction_app.server.GateServer.close`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+POLL_S = 1.5  # the page's status poll interval (gate_ui.js STATUS_MS, in seconds)
+LIVE_S = 3 * POLL_S  # a page not heard from for this long counts as closed (or asleep)
+MAX_PAGES = 512  # page ids kept; the oldest are forgotten first
+MAX_ID = 64  # characters of a page id
+
+
+class Presence:
+    """Thread-safe ``page id -> (last seen, locked)`` for one gate."""
+
+    def __init__(self, live_s: float = LIVE_S):
+        self.live_s = live_s
+        self._pages: dict[str, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, info: Any) -> None:
+        """Record a status poll: ``{"page": id, "locked": bool}``; anything else is ignored."""
+        if not isinstance(info, dict):
+            return
+        page, locked = info.get("page"), info.get("locked") is True
+        if not isinstance(page, str) or not page or len(page) > MAX_ID:
+            return
+        with self._lock:
+            _, was_locked = self._pages.pop(page, (0.0, False))
+            self._pages[page] = (time.monotonic(), was_locked or locked)
+            while len(self._pages) > MAX_PAGES:
+                self._pages.pop(next(iter(self._pages)))
+
+    def waiting(self) -> int:
+        """Pages heard from within ``live_s`` that have not locked yet."""
+        cutoff = time.monotonic() - self.live_s
+        with self._lock:
+            return sum(1 for t, locked in self._pages.values() if t >= cutoff and not locked)
+
+    def live(self) -> int:
+        """Pages heard from within ``live_s``."""
+        cutoff = time.monotonic() - self.live_s
+        with self._lock:
+            return sum(1 for t, _ in self._pages.values() if t >= cutoff)
