@@ -117,7 +117,7 @@ class FlowSteps:
         guided_id = self.trackers["guided"].run_id
         spec = RunSpec(name=name, mode="baseline", paired_run_id=guided_id,
                        parent_run_id=self.spec.parent_run_id)  # fmt: skip
-        tags = tags_of(spec)
+        tags = {**tags_of(spec), "hill.pair": self.spec.name}  # grouped with its guided run
         tracker = self.stack.enter_context(Tracker.start(base_cfg, name, tags))
         pair_runs(guided_id, tracker.run_id)
         self.paths["baseline"] = RunPaths.of(base_cfg, name)
@@ -157,10 +157,15 @@ class FlowSteps:
 
     def finish(self) -> dict[str, Any]:
         """Final evaluation of both runs; the guided summary holds the baseline's."""
+        from hill_core.data import load_data
+
         summaries = {}
         for run, ckpt in self.ckpt.items():
             summary = tasks.final_evaluation(self.configs[run], ckpt)
-            self.trackers[run].log_final(summary, tasks.final_model(self.configs[run], ckpt))
+            cfg = from_dict(self.configs[run])
+            data = load_data(cfg.data, cfg.base.seed)  # cached: the evaluation loaded it
+            model = tasks.final_model(self.configs[run], ckpt)
+            self.trackers[run].log_final(summary, model, data)
             summaries[run] = {
                 **summary,
                 "run_name": self.paths[run].name,
@@ -214,7 +219,10 @@ def name_flow_run(name: str) -> None:
 
 
 def tags_of(spec: RunSpec) -> dict[str, str]:
-    """Mode, user (human, strategy, replay or none), pair and Prefect flow run of a run."""
+    """Mode, user (human, strategy, replay or none), pair and Prefect flow run of a run.
+
+    ``hill.pair`` (the guided run's name; its baseline gets the same in ``fork_baseline``)
+    lets the MLflow UI group a pair; a study's pairs also sit under its parent run."""
     users = {"guided": spec.autopilot or "human", "baseline": "none", "replay": "replay"}
     context = FlowRunContext.get()
     return {
@@ -222,6 +230,7 @@ def tags_of(spec: RunSpec) -> dict[str, str]:
         "hill.user": users[spec.mode],
         "hill.run_name": spec.name or "",
         "hill.paired_run_id": spec.paired_run_id or "",
+        "hill.pair": (spec.name or "") if spec.mode != "baseline" else "",
         "hill.replay_of": spec.replay_from or "",
         "hill.prefect_flow_run_id": str(context.flow_run.id) if context else "",
         "mlflow.parentRunId": spec.parent_run_id or "",

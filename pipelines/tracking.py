@@ -1,10 +1,16 @@
 """Every MLflow call of hill lives here: one run per flow run, one experiment per data set.
 
 The store is ``sqlite:///mlflow.db`` at the project root with artifacts in ``mlartifacts/``
-beside it, unless ``MLFLOW_TRACKING_URI`` points elsewhere. Metrics go out batched (one
-``log_batch`` per epoch): per-value calls cost seconds per thousand on the sqlite store.
-Runs are addressed by id through an ``MlflowClient``, never through MLflow's global active
-run, so the flow's tasks and the gate page's threads cannot end up logging to the wrong run.
+beside it, unless ``MLFLOW_TRACKING_URI`` points elsewhere; a tracking server that does not
+answer is one line within seconds (:func:`check_server`), not minutes of MLflow's retries.
+Metrics go out batched (one ``log_batch`` per epoch, which MLflow splits at its own limits):
+per-value calls cost seconds per thousand on the sqlite store. Runs are addressed by id
+through an ``MlflowClient``, never through MLflow's global active run, so the flow's tasks and
+the gate page's threads cannot end up logging to the wrong run.
+
+A guided run and its lockstep baseline are two runs with the same ``hill.pair`` tag (the
+guided run's name): "Group by" that tag in the MLflow UI shows each pair together. A study's
+runs are also children of the study's parent run (``mlflow.parentRunId``).
 
 A hill run keeps one MLflow run for its whole life: a run re-started from the top (a resumed
 gate, a Prefect retry, ``hill resume``) finds its MLflow run by the ``hill.run_name`` tag and
@@ -15,11 +21,14 @@ whose process was killed is marked KILLED by the next hill process that looks (s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
-import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,16 +36,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hill_core.config import Config
 from hill_core.edits import edits_summary
+from hill_core.errors import HillError
 from pipelines.paths import config_yaml, git_commit
 from pipelines.plots import gate_layout_png
 
 # Tags every hill run carries; `hill compare` and the MLflow UI filter on them.
 MODE, USER, PAIRED = "hill.mode", "hill.user", "hill.paired_run_id"
+PAIR = "hill.pair"  # the guided run's name, on both runs of a pair: the UI's "Group by" key
 SKIPPED_METRICS = {"epoch"}  # the step already says which epoch a value belongs to
+PROBE_TIMEOUT_S = 3.0  # how long a tracking server may take to answer GET /health
 
 
 def tracking_uri(root: Path | str = ".") -> str:
@@ -45,13 +58,53 @@ def tracking_uri(root: Path | str = ".") -> str:
 
 
 def client(root: Path | str = "."):
+    """A client of the tracking store; raises :class:`HillError` when its server is down."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri(root))
+    uri = tracking_uri(root)
+    check_server(uri)
+    return MlflowClient(uri)
+
+
+def check_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise a one-line :class:`HillError` when the tracking server at an http(s) ``uri`` does
+    not answer ``GET /health`` within ``timeout`` seconds (or answers 5xx, as a proxy in front
+    of a stopped server does). MLflow itself would retry for minutes without a word.
+
+    Any other answer counts as up (a 401 or 404: MLflow's own calls say what is wrong then).
+    Local stores (sqlite, file) need no probe.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https"):
+        return
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    shown = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))  # no password
+    try:
+        with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError as err:
+        if err.code < 500:
+            return
+        why = f"HTTP {err.code}"
+    except (OSError, ValueError) as err:  # refused, unreachable, timed out, bad host name
+        reason = getattr(err, "reason", err)
+        why = " ".join(str(reason).split()) or type(reason).__name__
+    raise HillError(
+        f"MLflow tracking server at {shown} does not answer ({why}): start it (infra/up.sh) "
+        f"or unset MLFLOW_TRACKING_URI"
+    )
 
 
 def experiment_id(mlflow_client, cfg: Config, root: Path | str = ".") -> str:
-    """The id of ``<prefix>-<data set>``, created on first use (artifacts beside a local store)."""
+    """The id of ``<prefix>-<data set>``, created on first use (artifacts beside a local store).
+
+    This is ``mlflow.set_experiment``'s get-or-create, without its side effect (it makes the
+    experiment the process-wide active one) and with what it cannot do: put a local store's
+    artifacts in ``mlartifacts/`` beside ``mlflow.db`` rather than in ``./mlruns`` of whatever
+    folder the process runs in. A tracking server keeps its own artifact root.
+    """
     from mlflow.exceptions import MlflowException
 
     name = f"{cfg.tracking.experiment_prefix}-{cfg.data.name}"
@@ -83,10 +136,17 @@ class Tracker:
     @contextmanager
     def start(cls, cfg: Config, name: str, tags: dict[str, str]) -> Iterator[Tracker]:
         """Open the run, or re-open this hill run's; close it FINISHED, FAILED on error, or
-        SCHEDULED while the flow is suspended at a gate."""
+        SCHEDULED while the flow is suspended at a gate.
+
+        Status is set here by id, not with ``mlflow.start_run``/``end_run``: those keep one
+        process-global stack of active runs, while hill logs two runs at once (guided and
+        baseline) from the flow's tasks, a writer thread and the gate page, re-opens a run
+        that a dead process left RUNNING, and parks a run SCHEDULED at a suspended gate,
+        which ``end_run`` cannot express.
+        """
         from prefect.exceptions import Pause
 
-        mlflow_client = client()
+        mlflow_client = client()  # one line within seconds when a tracking server is down
         experiment = experiment_id(mlflow_client, cfg)
         reap_dead_runs(mlflow_client, experiment)
         tracker = cls.reopen(mlflow_client, experiment, name)
@@ -134,8 +194,7 @@ class Tracker:
         from mlflow.entities import Param
 
         params = [Param(k, str(v)) for k, v in cfg.flat().items()]
-        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        self.client.log_batch(self.run_id, params=params)  # MLflow splits it at 100 params
         self.client.log_text(self.run_id, config_yaml(cfg), "config/config.yaml")
 
     def log_epoch(self, metrics: dict[str, float]) -> None:
@@ -153,8 +212,7 @@ class Tracker:
             for key, value in m.items()
             if key not in SKIPPED_METRICS
         ]
-        for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
-            self._later(self.client.log_batch, self.run_id, metrics=batch[i : i + 1000])
+        self._later(self.client.log_batch, self.run_id, metrics=batch)  # split by MLflow
 
     def log_gate(self, gate: GateRecord, class_names: list[str], workdir: Path) -> None:
         """A gate's size, val change, decision, DVC hash, edits file and before/after plots."""
@@ -178,33 +236,65 @@ class Tracker:
             gate_layout_png(gate.edits, class_names, which, title, png)
             self.client.log_artifact(self.run_id, str(png), "gates")
 
-    def log_final(self, summary: dict[str, Any], model) -> None:
-        """Test scores (step = last epoch trained) and the final model, loadable as its class."""
+    def log_final(self, summary: dict[str, Any], model, data) -> None:
+        """The data set's splits as run inputs, the test scores (step = last epoch trained)
+        and the final model as a logged model with the scores of that step.
+
+        ``data`` is the run's :class:`hill_core.data.base.DataBundle`.
+        """
         step = int(summary["epochs_trained"])
+        self._later(self.client.log_inputs, self.run_id, datasets=data_inputs(data))
         scores = {"test_acc": summary["test_accuracy"], "test_f1": summary["test_macro_f1"]}
         self.log_history([{**scores, "epoch": step}])
-        self.log_model(model)
+        self._later(self.log_model, model, input_example(data), step)
 
-    def log_model(self, model) -> None:
-        """Log ``model`` so that ``mlflow.pytorch.load_model`` returns a ``HillModel`` again.
+    def log_model(self, model, example: np.ndarray, step: int = 0) -> str:
+        """Log ``model`` with ``mlflow.pytorch.log_model`` as this run's logged model ``model``;
+        returns its model id (``models:/<id>`` loads it, as does ``runs:/<run id>/model``).
 
-        MLflow 3's default ``pt2`` format loads back as a GraphModule; ``pickle`` keeps the class
-        (hill_core must be importable where it is loaded). Requirements are given, not inferred,
-        because inference re-imports the model in a subprocess and costs seconds.
+        - ``pickle`` format: ``mlflow.pytorch.load_model`` gives a ``HillModel`` again (MLflow
+          3's default ``pt2`` gives a GraphModule). Loading imports ``hill_core.models`` (and
+          the ``hill_core.config`` it imports), nothing else of hill: install hill where the
+          model is loaded or served (``mlflow models serve --env-manager local``).
+        - The signature and input example are float32 tensors of the data's input shape, so a
+          JSON request to the served model is parsed as float32 (without them it is float64,
+          and torch refuses it: "Input type (double) and bias type (float) should be the same").
+        - Requirements are given, not inferred: inference re-imports the model in a subprocess.
+        - The logged model is created in the run's experiment with the run's tags and params;
+          MLflow links the run's metrics at ``step`` (the test scores) to it.
         """
+        import mlflow
         import mlflow.pytorch
         import torch
+        from mlflow.models import infer_signature
 
+        model = model.cpu().eval()
+        with torch.no_grad():
+            output = model(torch.from_numpy(example)).numpy()
+        run = self.client.get_run(self.run_id)
+        keep = ("hill.", "mlflow.source.", "mlflow.user")
+        tags = {k: v for k, v in run.data.tags.items()
+                if k.startswith(keep) and k not in ("hill.host", "hill.pid")}  # fmt: skip
+        logged = self.client.create_logged_model(
+            run.info.experiment_id, "model", self.run_id, tags=tags,
+            params=dict(run.data.params), model_type="classifier",
+        )  # fmt: skip
+        # log_model reaches the store through MLflow's process-wide tracking URI: hill's.
+        mlflow.set_tracking_uri(tracking_uri())
         # quiet: the pickle format warns about untrusted files at every save; these are ours.
-        with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pytorch"):
-            local = Path(tmp) / "model"
-            mlflow.pytorch.save_model(
-                model.cpu().eval(),
-                str(local),
+        with _quiet("mlflow.pytorch"):
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                model_id=logged.model_id,
+                run_id=self.run_id,
+                step=step,
+                signature=infer_signature(example, output),
+                input_example=example,
                 serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             )
-            self.client.log_artifacts(self.run_id, str(local), "model")
+        return logged.model_id
 
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
@@ -240,14 +330,57 @@ class GateRecord:
 
 
 def run_tags(cfg: Config, tags: dict[str, str]) -> dict[str, str]:
-    """The tags of every hill run (mode, user, pair and flow-run id come from the caller)."""
+    """The tags of every hill run (mode, user, pair and flow-run id come from the caller),
+    with MLflow's standard ones from its own context providers: ``mlflow.user``,
+    ``mlflow.source.name``/``type``, and ``mlflow.source.git.commit`` of the project (the UI
+    links it; ``hill.git_commit`` adds ``+dirty`` for a tree with changes)."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    commit = git_commit()
+    standard = resolve_tags()
+    if commit != "none":
+        standard["mlflow.source.git.commit"] = commit.removesuffix("+dirty")
     return {
+        **standard,
         "hill.seed": str(cfg.base.seed),
         "hill.dataset": cfg.data.name,
-        "hill.git_commit": git_commit(),
+        "hill.git_commit": commit,
         "hill.config_hash": cfg.hash(),
         **{k: v for k, v in tags.items() if v},
     }
+
+
+def data_inputs(data) -> list[Any]:
+    """The data set's train, validation and test splits as MLflow dataset inputs.
+
+    Each is ``mlflow.data.from_numpy`` of the split's sample ids (features) and labels
+    (targets), named after the data set: MLflow keeps its digest, schema and size, not the
+    arrays. The digest covers every id and label, so a run on another split shows another one.
+    """
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for context, split in (("train", data.train_eval), ("validation", data.val),
+                           ("test", data.test)):  # fmt: skip
+        ids, labels = np.asarray(split.ids, np.int64), np.asarray(split.labels, np.int64)
+        digest = hashlib.sha256(ids.tobytes() + labels.tobytes()).hexdigest()[:8]
+        dataset = mlflow.data.from_numpy(ids, targets=labels, name=data.name, digest=digest)
+        entity = dataset._to_mlflow_entity()
+        inputs.append(DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    return inputs
+
+
+def input_example(data, n: int = 2) -> np.ndarray:
+    """A few test items (zeros if the split is empty): float32, shape (n, *input_shape)."""
+    import torch
+
+    split = data.test if len(data.test) else data.val
+    if not len(split):
+        return np.zeros((1, *data.input_shape), np.float32)
+    items = [split[i][0] for i in range(min(n, len(split)))]
+    return torch.stack([torch.as_tensor(x) for x in items]).numpy().astype(np.float32)
 
 
 def alive_tags() -> dict[str, str]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from hill_core.config import load_config
+from hill_core.errors import HillError
 from hill_core.models import HillModel, build_model
 from pipelines import tracking
 from pipelines.tracking import Tracker
@@ -74,9 +79,84 @@ def test_an_epoch_is_one_batched_call(store, cfg, monkeypatch):
 
 def test_final_model_loads_back_as_the_project_class(store, cfg):
     model = build_model(cfg.model, "digits", (1, 8, 8), 10)
+    example = torch.rand(2, 1, 8, 8).numpy()
     with Tracker.start(cfg, "model", {"hill.mode": "baseline"}) as tracker:
-        tracker.log_model(model)
+        tracker.log_model(model, example)
     loaded = tracking.load_model(tracker.run_id)
     assert isinstance(loaded, HillModel)
     x = torch.randn(4, 1, 8, 8)
     assert torch.equal(loaded.eval()(x), model.eval()(x))
+
+
+def test_mlflow_splits_what_is_over_its_batch_limits(store, cfg, monkeypatch):
+    """hill hands log_batch a whole history in one call; MLflow splits it (1000 metrics)."""
+    with Tracker.start(cfg, "split", {"hill.mode": "baseline"}) as tracker:
+        calls = []
+        real = tracker.client.log_batch
+        monkeypatch.setattr(
+            tracker.client, "log_batch", lambda *a, **k: calls.append(k) or real(*a, **k)
+        )
+        tracker.log_history([{"epoch": e, **{f"m{k}": k for k in range(30)}} for e in range(50)])
+    assert len(calls) == 1 and len(calls[0]["metrics"]) == 1500
+    assert len(tracker.client.get_metric_history(tracker.run_id, "m7")) == 50
+
+
+def test_runs_carry_mlflows_standard_source_tags(store, cfg, monkeypatch):
+    monkeypatch.setattr(tracking, "git_commit", lambda: "0123abcd+dirty")
+    with Tracker.start(cfg, "tagged", {"hill.mode": "guided"}) as tracker:
+        pass
+    tags = tracker.client.get_run(tracker.run_id).data.tags
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
+    assert tags["mlflow.user"]
+    assert tags["mlflow.source.git.commit"] == "0123abcd"  # the UI links it: no "+dirty"
+    assert tags["hill.git_commit"] == "0123abcd+dirty"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_tracking_server_that_is_down_is_one_line_within_seconds(store, cfg, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
+    began = time.monotonic()
+    with pytest.raises(HillError) as err, Tracker.start(cfg, "down", {"hill.mode": "guided"}):
+        pass
+    assert time.monotonic() - began < 10
+    message = str(err.value)
+    assert "\n" not in message and "does not answer" in message and "infra/up.sh" in message
+
+
+def test_a_server_that_accepts_but_never_answers_times_out_in_seconds():
+    with socket.socket() as sock:  # the kernel completes the handshake; nobody ever replies
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        uri = f"http://user:secret@127.0.0.1:{sock.getsockname()[1]}/"
+        began = time.monotonic()
+        with pytest.raises(HillError, match="timed out") as err:
+            tracking.check_server(uri)
+        assert time.monotonic() - began < tracking.PROBE_TIMEOUT_S + 3
+    assert "secret" not in str(err.value)
+
+
+def test_a_server_that_answers_passes_the_probe_and_local_stores_need_none():
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        tracking.check_server(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    tracking.check_server("sqlite:////nowhere/mlflow.db")
+    tracking.check_server("file:///nowhere/mlruns")
