@@ -134,11 +134,28 @@ def browser_drag(url: str) -> dict:
     }
 
 
+def digit_previews(labels) -> list[str]:
+    """A real scikit-learn digit of each point's class, as the snapshot's ``item`` previews."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    from hill_core.snapshot import item_preview
+
+    digits = load_digits()
+    by_class = [digits.images[digits.target == c] / 16.0 for c in range(10)]
+    return [
+        item_preview(torch.tensor(by_class[c][k % len(by_class[c])][None], dtype=torch.float32))
+        for k, c in enumerate(labels)
+    ]
+
+
 def screenshot(path: Path) -> None:
-    """The gate page with 10 digit-like classes and a small edit, for the README."""
+    """The gate page with 10 digit-like classes, a small edit and a hovered misclassified point
+    showing its digit, for the README."""
     from playwright.sync_api import sync_playwright
 
     snapshot = synthetic_snapshot(2000)
+    snapshot["item"] = digit_previews(snapshot["label"].tolist())
     with tempfile.TemporaryDirectory() as tmp:
         context = synthetic_context(Path(tmp) / "edits.parquet")
         with (
@@ -146,15 +163,29 @@ def screenshot(path: Path) -> None:
             sync_playwright() as p,
         ):
             browser = launch_chromium(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 980})
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(server.url)
             page.wait_for_function(f"() => {ROOT} && {ROOT}.hill && {ROOT}.hill.perf.draws")
             page.evaluate("() => document.fonts.ready.then(() => true)")
             page.wait_for_timeout(300)
             show_an_edit(page)
+            hover_a_mistake(page, snapshot)
             page.screenshot(path=str(path), full_page=True)
             browser.close()
     print(f"screenshot: {path}")
+
+
+def hover_a_mistake(page, snapshot) -> None:
+    """Rest the pointer on a misclassified point of class 8 until its picture shows."""
+    rows = snapshot.index[(snapshot["label"] == 8) & (snapshot["pred"] != 8)].tolist()
+    for i in rows:
+        x, y = page.evaluate(f"i => {ROOT}.hill.toClient(...{ROOT}.hill.point(i))", i)
+        hit = page.evaluate(f"([x, y]) => {ROOT}.hill.pickAt(x, y)", [x, y])
+        if hit == {"kind": "point", "index": i}:
+            page.mouse.move(x, y)
+            page.locator("#hill-plot .hill-tip img").wait_for()
+            page.wait_for_timeout(200)
+            return
 
 
 def show_an_edit(page) -> None:
