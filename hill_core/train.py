@@ -189,6 +189,7 @@ def fit_state_projection(state: TrainState) -> Projection:
     rows = stratified_sample(
         state.data.train_eval.labels, cfg.hill.projection_sample, cfg.base.seed
     )
-    sample = state.data.train_eval.subset(rows)
+    train_eval = state.data.train_eval
+    sample = train_eval.subset(rows, train_eval.transform)  # CIFAR: uint8 -> normalised floats
     z, _ = latents_of(state.model, sample, state.device)
     return fit_projection(z.numpy(), sample.labels, cfg.hill.projection).to(state.device)

@@ -327,3 +327,16 @@ def test_a_crafted_cifar_batch_cannot_run_code(cifar_cfg, tmp_path):
     with pytest.raises(DataError, match="refused global"):
         load_data(cifar_cfg, 0)
     assert not marker.exists()
+
+
+def test_the_projection_is_fitted_on_model_inputs_not_raw_items(cifar_cfg):
+    """CIFAR keeps uint8 in memory; P is fitted on the evaluation transform's float inputs."""
+    from hill_core.config import Config
+    from hill_core.train import fit_state_projection, init_state
+
+    cfg = Config(data=cifar_cfg).replace(
+        **{"base.device": "cpu", "hill.projection_sample": 20, "model.name": "cifar_small_cnn"}
+    )
+    state = init_state(cfg, load_data(cifar_cfg, 0))
+    projection = fit_state_projection(state)  # raised on raw uint8 before
+    assert projection is not None
