@@ -258,6 +258,7 @@ def gate_context(cfg: Config, paths: RunPaths, view: GateView, facts):
         ],
         last_edit_epoch=facts.progress.last_edit,
         guard_note=facts.guard_note,
+        snapshot_size=cfg.hill.snapshot_size,  # the page says when the training set was smaller
     )
 
 
