@@ -65,7 +65,7 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
     try:
         cfg = from_dict(config)
         spec = named(spec or RunSpec(), cfg)
-        name_flow_run(spec.name)
+        name_flow_run(spec.name, prefect_tags(spec, cfg))
         save_spec(cfg, spec)
         with contextlib.ExitStack() as stack:
             steps = FlowSteps(cfg, spec, stack)
@@ -75,6 +75,7 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
         get_run_logger().error(str(err))
         return Failed(message=str(err), data=err)
     RunPaths.of(cfg, spec.name).summary().write_text(json.dumps(summary, indent=1))
+    report_summary(spec, summary)
     return summary
 
 
@@ -208,14 +209,91 @@ def save_spec(cfg: Config, spec: RunSpec) -> None:
     path.write_text(json.dumps(params, indent=1))
 
 
-def name_flow_run(name: str) -> None:
-    """The flow run takes the hill run's name: the Prefect UI and `hill gates` show it."""
+def name_flow_run(name: str, tags: list[str] = ()) -> None:
+    """The flow run takes the hill run's name (the Prefect UI and `hill gates` show it) and
+    ``tags`` beside its own (a deployment's)."""
     from prefect import get_client
 
     context = FlowRunContext.get()
     if context is not None:
+        merged = list(dict.fromkeys([*context.flow_run.tags, *tags]))
         with get_client(sync_client=True) as client:
-            client.update_flow_run(context.flow_run.id, name=name)
+            client.update_flow_run(context.flow_run.id, name=name, tags=merged)
+
+
+def prefect_tags(spec: RunSpec, cfg: Config) -> list[str]:
+    """``hill``, ``mode:guided``, ``data:digits``, ``user:compactness`` (human, replay, none):
+    the Prefect UI filters flow runs on them."""
+    users = {"guided": spec.autopilot or "human", "baseline": "none", "replay": "replay"}
+    return ["hill", f"mode:{spec.mode}", f"data:{cfg.data.name}", f"user:{users[spec.mode]}"]
+
+
+def report_summary(spec: RunSpec, summary: dict[str, Any]) -> None:
+    """The MLflow runs and final scores in the flow run's logs and its ``hill-summary``
+    markdown artifact, with links to the MLflow UI when the tracking URI is a server's.
+
+    Best effort: the run is finished and recorded; a report that fails only says so.
+    """
+    from prefect.artifacts import create_markdown_artifact
+
+    logger = get_run_logger()
+    try:
+        runs = [("guided" if spec.mode == "guided" else spec.mode, summary)]
+        if summary.get("baseline"):
+            runs.append(("baseline", summary["baseline"]))
+        links = {s["mlflow_run_id"]: mlflow_link(s["mlflow_run_id"]) for _, s in runs}
+        for role, s in runs:
+            where = links[s["mlflow_run_id"]] or s["mlflow_run_id"]
+            logger.info(
+                f"{role} run {s['run_name']}: MLflow run {where}, test accuracy "
+                f"{100 * s['test_accuracy']:.2f}%, macro-F1 {100 * s['test_macro_f1']:.2f}% "
+                f"after {s['epochs_trained']} epochs"
+            )
+        create_markdown_artifact(
+            summary_markdown(spec, runs, links), key="hill-summary",
+            description=f"hill run {spec.name}: MLflow runs and final scores",
+        )  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - the run itself succeeded
+        logger.warning(f"could not report the summary to Prefect: {err}")
+
+
+def mlflow_link(run_id: str) -> str:
+    """The run's page in the MLflow UI when tracking goes to a server; "" for a local store."""
+    from pipelines.tracking import client, tracking_uri
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return ""
+    experiment = client().get_run(run_id).info.experiment_id
+    return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def summary_markdown(spec: RunSpec, runs: list[tuple[str, dict]], links: dict[str, str]) -> str:
+    """The ``hill-summary`` artifact: one table row per run, the delta, the tracking URI."""
+    from pipelines.tracking import tracking_uri
+
+    rows = []
+    for role, s in runs:
+        run_id = s["mlflow_run_id"]
+        shown = f"[`{run_id}`]({links[run_id]})" if links[run_id] else f"`{run_id}`"
+        rows.append(
+            f"| {role} | `{s['run_name']}` | {shown} | {100 * s['test_accuracy']:.2f}% | "
+            f"{100 * s['test_macro_f1']:.2f}% | {s['epochs_trained']} |"
+        )
+    lines = [
+        f"# hill run `{spec.name}`",
+        "",
+        "| run | name | MLflow run | test accuracy | macro-F1 | epochs |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    if len(runs) == 2:
+        (_, g), (_, b) = runs
+        delta = 100 * (g["test_accuracy"] - b["test_accuracy"])
+        lines.append(f"Guided minus baseline test accuracy: **{delta:+.2f} pp**.")
+    lines.append(f"MLflow tracking URI: `{tracking_uri()}`")
+    return "\n".join(lines) + "\n"
 
 
 def tags_of(spec: RunSpec) -> dict[str, str]:

@@ -150,11 +150,13 @@ def train(
         return Checkpoint(str(out), last, True), done
     cfg, state = _load(config, checkpoint.path)
     teacher = teacher_of(teacher_file, len(state.data.class_names))
+    report = prefect_progress(paths.name, checkpoint.epoch, cfg.train.epochs, console=not progress)
     with epoch_bar(checkpoint.epoch, cfg.train.epochs, progress) as advance:
 
         def hook(metrics: dict[str, float]) -> None:
             state.extra.setdefault("history", []).append(metrics)  # a fork inherits it
             advance(metrics)
+            report(metrics)
             if on_epoch is not None:
                 on_epoch(metrics)
 
@@ -210,6 +212,45 @@ def final_evaluation(config: dict[str, Any], checkpoint: Checkpoint) -> dict[str
 def final_model(config: dict[str, Any], checkpoint: Checkpoint):
     """The model of a checkpoint, for logging (not a task: it returns a module)."""
     return _load(config, checkpoint.path)[1].model
+
+
+_PROGRESS_ARTIFACTS: dict[tuple[str, str], Any] = {}  # (flow run id, run name) -> artifact id
+
+
+def prefect_progress(run_name: str, done: int, total: int, console: bool = True) -> EpochHook:
+    """The hook that shows a run's epochs in Prefect: a progress artifact per run and flow run
+    (created at its first trained segment, advanced each epoch) and one log line per epoch.
+
+    With ``console`` False (a terminal progress bar is live) the line goes to the Prefect API
+    only, through the ``prefect.extra`` logger, so that it does not break the bar.
+    """
+    import logging
+
+    from prefect import get_run_logger
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+    from prefect.context import get_run_context
+
+    context = get_run_context()
+    flow_run_id = getattr(getattr(context, "task_run", None), "flow_run_id", None) or getattr(
+        getattr(context, "flow_run", None), "id", ""
+    )
+    key = (str(flow_run_id), run_name)
+    if key not in _PROGRESS_ARTIFACTS:
+        _PROGRESS_ARTIFACTS[key] = create_progress_artifact(
+            100.0 * done / total, description=f"Epochs of {run_name} trained, of {total}"
+        )
+    artifact = _PROGRESS_ARTIFACTS[key]
+    logger = get_run_logger() if console else logging.getLogger("prefect.extra.hill")
+
+    def report(m: dict[str, float]) -> None:
+        epoch = int(m["epoch"])
+        update_progress_artifact(artifact, 100.0 * epoch / total)
+        logger.info(
+            f"{run_name}: epoch {epoch}/{total}, loss {m['loss']:.4f}, train acc "
+            f"{m['train_acc']:.4f}, val acc {m['val_acc']:.4f}"
+        )
+
+    return report
 
 
 @contextmanager
