@@ -411,7 +411,8 @@ def _hill_gate_checks(cfg: Config) -> list[tuple[bool, str]]:
         (h.gate_epochs == sorted(set(h.gate_epochs)), "hill.gate_epochs must increase strictly"),
         (
             all(h.freeze_epoch <= e < t.epochs for e in h.gate_epochs),
-            "hill.gate_epochs must lie in [hill.freeze_epoch, train.epochs)",
+            f"hill.gate_epochs={h.gate_epochs} must lie in [hill.freeze_epoch, train.epochs)"
+            f" = [{h.freeze_epoch}, {t.epochs})",
         ),
         (0 <= g.port < 65536, "gate.port must lie in [0, 65535]"),
         (g.timeout_s >= 1, "gate.timeout_s must be at least 1"),

@@ -41,11 +41,30 @@ AutopilotOpt = Annotated[
 MetricsOpt = Annotated[
     Path | None, typer.Option(help="Write the final test scores as JSON (for dvc metrics).")
 ]
-NameOpt = Annotated[str | None, typer.Option(help="Run name (default: <data>-<mode>-<time>).")]
+NameOpt = Annotated[str | None, typer.Option(help="Run name (default: `<data>-<mode>-<time>`).")]
+# Help texts are rich markdown: a bare <word> is an HTML tag to it and vanishes. Write `<run>`.
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"hill {version('hill')}")
+        except PackageNotFoundError:  # a checkout used without `pip install -e .`
+            typer.echo("hill (not installed: no version)")
+        raise typer.Exit()
 
 
 @app.callback()
-def _quiet_services() -> None:
+def _quiet_services(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print hill's version and exit."
+        ),
+    ] = False,
+) -> None:
     """Nothing phones home: this runs before any command imports prefect, mlflow or dvc."""
     for key, value in {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -79,6 +98,14 @@ def run(
     name: NameOpt = None,
     metrics: MetricsOpt = None,
     progress: Annotated[bool, typer.Option(help="Progress bars per epoch.")] = True,
+    git_add: Annotated[
+        bool,
+        typer.Option(
+            "--git-add",
+            help="After each gate, `git add` the edits' `.dvc` pointers, their .gitignore and "
+            "the run's config.yaml (as `dvc add` suggests); commit them yourself.",
+        ),
+    ] = False,
 ) -> None:
     """Run the guided-training flow: train, pause at each gate for a person (or --autopilot).
 
@@ -86,16 +113,43 @@ def run(
     Prefect) until you approve, skip or stop there, or resume it from the Prefect UI. The paired
     baseline (α = 0, same seed) forks from the guided run at its first gate and trains beside it,
     segment by segment, so each gate shows what your last edit did against it.
+
+    Each gate's edits land in `data/edits/<run>/` and are tracked by DVC; without --git-add the
+    run ends by printing the `git add` command for their pointers.
     """
     from hill_core.loop import baseline_config
     from pipelines.flow import RunSpec, guided_training
 
     _check_strategy(autopilot)
-    cfg = baseline_config(_config(params, sets)) if baseline else _config(params, sets)
+    if baseline and autopilot:
+        raise HillError(
+            f"--baseline trains without gates, so --autopilot {autopilot} would never act: "
+            "drop one (a guided run trains its paired baseline anyway)"
+        )
+    if baseline:  # no gates, so hill.gate_epochs must not fail a shorter train.epochs
+        cfg = baseline_config(_config(params, [*(sets or []), "hill.gate_epochs=[]"]))
+    else:
+        cfg = _config(params, sets)
+    if git_add:
+        _check_git()
     mode = "baseline" if baseline else "guided"
-    spec = RunSpec(name=name, mode=mode, autopilot=autopilot, progress=progress)
+    spec = RunSpec(name=name, mode=mode, autopilot=autopilot, progress=progress, git_add=git_add)
     _preflight(cfg, spec)
-    _report(guided_training(cfg.to_dict(), spec), metrics)
+    _report(guided_training(cfg.to_dict(), spec), metrics, cfg, git_add)
+
+
+def _check_git() -> None:
+    """--git-add needs a git work tree here."""
+    import subprocess
+
+    try:
+        inside = subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        inside = ""
+    if inside != "true":
+        raise HillError("--git-add: this folder is not in a git work tree (run `git init`)")
 
 
 def _preflight(cfg: Config, spec) -> None:
@@ -148,19 +202,21 @@ def compare(
     Also writes a plot, and says which MLflow UI command shows the same runs. The experiments
     searched are ``<tracking.experiment_prefix>-*`` from params.yaml.
     """
-    from pipelines.compare import UI_COMMAND
+    from pipelines.compare import browse_hint
     from pipelines.compare import compare as compare_runs
 
     text, plot = compare_runs(out, _config(params, sets).tracking.experiment_prefix)
     typer.echo(text)
     if plot is not None:
         typer.echo(f"\nPlot: {plot}")
-    typer.echo(f"Browse the runs: {UI_COMMAND}  (then open http://127.0.0.1:5000)")
+    typer.echo(browse_hint())
 
 
 @app.command()
 def gate(
-    snapshot: Annotated[Path, typer.Option(help="Snapshot Parquet: runs/<run>/snapshot_*.parquet")],
+    snapshot: Annotated[
+        Path, typer.Option(help="Snapshot Parquet: `runs/<run>/snapshot_*.parquet`.")
+    ],
     out: Annotated[Path, typer.Option(help="Folder for the decision's edits Parquet.")] = Path(
         "data/edits/manual"
     ),
@@ -356,8 +412,11 @@ def demo(
     compare(params=params, sets=sets)
 
 
-def _report(summary: dict[str, Any], metrics: Path | None) -> None:
-    """One line per run; the scores as JSON when asked (dvc metrics)."""
+def _report(
+    summary: dict[str, Any], metrics: Path | None, cfg: Config | None = None, git_add: bool = True
+) -> None:
+    """One line per run; the scores as JSON when asked (dvc metrics); for a guided run that
+    did not `git add` its edits' pointers, the command that does."""
     for s in [summary, summary.get("baseline")]:
         if s:
             typer.echo(
@@ -366,6 +425,22 @@ def _report(summary: dict[str, Any], metrics: Path | None) -> None:
                 f"(MLflow run {s['mlflow_run_id']})"
             )
     if metrics is not None:
-        keys = ("test_accuracy", "test_macro_f1", "epochs_trained")
         metrics.parent.mkdir(parents=True, exist_ok=True)
-        metrics.write_text(json.dumps({k: summary[k] for k in keys}, indent=2) + "\n")
+        metrics.write_text(json.dumps(metrics_of(summary), indent=2) + "\n")
+    if cfg is not None and not git_add:
+        from pipelines.flow import edits_pointers
+
+        pointers = edits_pointers(cfg, summary["run_name"])
+        if pointers:
+            typer.echo(f"Version the edits in git: git add {' '.join(map(str, pointers))}")
+
+
+def metrics_of(summary: dict[str, Any]) -> dict[str, float]:
+    """The scores dvc metrics (and `dvc exp show`) show; a guided run's include its baseline's."""
+    keys = ("test_accuracy", "test_macro_f1", "epochs_trained")
+    scores = {k: summary[k] for k in keys}
+    if summary.get("baseline"):
+        base = summary["baseline"]
+        scores |= {f"baseline_{k}": base[k] for k in keys}
+        scores["delta_accuracy_pp"] = 100 * (summary["test_accuracy"] - base["test_accuracy"])
+    return scores

@@ -47,6 +47,7 @@ class RunSpec(BaseModel):
     paired_run_id: str | None = None  # baseline: MLflow run id of its guided run
     parent_run_id: str | None = None  # MLflow parent run (a study's), for both runs of a pair
     progress: bool = False  # progress bars in the terminal
+    git_add: bool = False  # `git add` the edits' .dvc pointers and config.yaml after each gate
 
 
 @flow(name="guided-training")
@@ -366,6 +367,45 @@ def record_gate(spec: RunSpec, view, answer: GateDecision, facts: GateFacts, tra
     get_run_logger().info(
         gate_status(record) + (f", pushed to DVC remote {remote}" if remote else "")
     )
+    if spec.git_add and not spec.replay_from:
+        added, problem = git_add_edits(Path(answer.edits_path).parent)
+        if problem:
+            get_run_logger().warning(f"git add of the edits failed: {problem}")
+        else:
+            get_run_logger().info(f"git add {' '.join(map(str, added))}")
+
+
+def edits_pointers(cfg: Config, name: str) -> list[Path]:
+    """What git should version of a run's edits and does not yet: the ``.dvc`` pointers, the
+    ``.gitignore`` DVC wrote beside them and ``config.yaml`` (the Parquet files themselves are
+    DVC's). Empty outside git or when nothing is new."""
+    import subprocess
+
+    folder = RunPaths.of(cfg, name).edits_dir
+    if not folder.is_dir():
+        return []
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--modified", "--exclude-standard", "--", str(folder)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        return []
+    return [Path(line) for line in sorted(set(listed.stdout.splitlines())) if line]
+
+
+def git_add_edits(folder: Path) -> tuple[list[Path], str]:
+    """``git add`` a run's edits pointers and config after a gate (``hill run --git-add``).
+
+    Returns:
+        the files added, and git's complaint ("" when it worked). A failure (no git, a held
+        index lock) is only a warning: the edits are recorded and tracked by DVC either way.
+    """
+    import subprocess
+
+    pointers = [p for p in [*folder.glob("*.dvc"), folder / ".gitignore", folder / "config.yaml"]
+                if p.is_file()]  # fmt: skip
+    done = subprocess.run(["git", "add", "--", *map(str, pointers)], capture_output=True, text=True)
+    return pointers, "" if done.returncode == 0 else (done.stderr.strip() or "git add failed")
 
 
 def gate_status(g: GateRecord) -> str:

@@ -43,30 +43,78 @@ def gate_layout_png(
     return _save(fig, path)
 
 
-def compare_png(table: pd.DataFrame, curves: dict[str, dict[int, float]], path: Path | str) -> Path:
+Curves = list[tuple[str, dict[int, float], str, dict[int, float]]]
+
+
+def pair_colors(n: int) -> list:
+    """``n`` distinct colours: tab10, tab20, then evenly spaced on a wide colormap."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["turbo"](x) for x in np.linspace(0.03, 0.97, n)]
+
+
+def compare_png(table: pd.DataFrame, curves: Curves, path: Path | str) -> Path:
+    """:func:`compare_figure`, saved as a PNG."""
+    return _save(compare_figure(table, curves), path)
+
+
+def compare_figure(table: pd.DataFrame, curves: Curves):
     """Test accuracy of each guided run against its baseline, and their val-accuracy curves.
+
+    One colour per pair in both panels (never repeated), the bars on an axis from 0 with each
+    pair's delta written above it, and both legends outside the plotting areas.
 
     Args:
         table: one row per pair with columns guided, test_acc_guided, test_acc_baseline.
-        curves: run label -> {epoch: val accuracy}.
+        curves: per pair, (guided label, {epoch: val acc}, baseline label, {epoch: val acc}).
     """
-    fig = _figure(figsize=(12, 4.5), dpi=100, layout="tight")
-    bars, lines = fig.subplots(1, 2)
-    pos = np.arange(len(table))
-    bars.bar(pos - 0.2, table["test_acc_baseline"], 0.4, label="baseline")
-    bars.bar(pos + 0.2, table["test_acc_guided"], 0.4, label="guided")
-    bars.set_xticks(pos, table["guided"], rotation=20, ha="right", fontsize=7)
-    low = float(np.nanmin(table[["test_acc_guided", "test_acc_baseline"]].to_numpy()))
-    bars.set_ylim(max(0.0, low - 0.05), 1.0)
-    bars.set_ylabel("test accuracy")
-    bars.legend()
-    for label, curve in curves.items():
-        style = "--" if "baseline" in label else "-"
-        lines.plot(list(curve), list(curve.values()), style, label=label)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    n = len(table)
+    colors = pair_colors(n)
+    fig = _figure(figsize=(12 + 0.25 * max(0, n - 6), 5), dpi=100, layout="constrained")
+    bars, lines = fig.subplots(1, 2, width_ratios=[max(1.0, n / 6), 1.2])
+    pos = np.arange(n)
+    guided = table["test_acc_guided"].to_numpy(float)
+    baseline = table["test_acc_baseline"].to_numpy(float)
+    bars.bar(pos - 0.2, baseline, 0.4, color=colors, alpha=0.4, hatch="//", edgecolor=colors)
+    bars.bar(pos + 0.2, guided, 0.4, color=colors)
+    for x, g, b in zip(pos, guided, baseline, strict=True):
+        if not (np.isnan(g) or np.isnan(b)):
+            bars.text(x, max(g, b) + 0.01, f"{100 * (g - b):+.2f} pp", ha="center",
+                      va="bottom", fontsize=7, rotation=90 if n > 8 else 0)  # fmt: skip
+    bars.set_ylim(0.0, 1.12)  # from 0: a cut axis would blow small deltas up
+    bars.set_yticks(np.linspace(0, 1, 6))
+    bars.set_xticks(pos, table["guided"], rotation=30, ha="right", fontsize=7)
+    bars.set_ylabel("test accuracy (delta: guided - baseline)")
+    bars.legend(
+        handles=[
+            Patch(facecolor="grey", alpha=0.4, hatch="//", edgecolor="grey", label="baseline"),
+            Patch(facecolor="grey", label="guided"),
+        ],
+        loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, frameon=False, fontsize=8,
+    )  # fmt: skip
+    for color, (_, g_curve, _, b_curve) in zip(colors, curves, strict=True):
+        lines.plot(list(g_curve), list(g_curve.values()), "-", color=color)
+        lines.plot(list(b_curve), list(b_curve.values()), "--", color=color, alpha=0.7)
     lines.set_xlabel("epoch")
     lines.set_ylabel("val accuracy")
-    lines.legend(fontsize=6)
-    return _save(fig, path)
+    handles = [
+        Line2D([], [], color="grey", ls="-", label="guided"),
+        Line2D([], [], color="grey", ls="--", label="its baseline"),
+        *[
+            Line2D([], [], color=c, lw=4, label=g)
+            for c, (g, *_) in zip(colors, curves, strict=True)
+        ],
+    ]
+    lines.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=6,
+                 ncol=1 if n <= 16 else 2, frameon=False)  # fmt: skip
+    return fig
 
 
 def _save(fig, path: Path | str) -> Path:

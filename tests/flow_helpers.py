@@ -71,7 +71,7 @@ def make_project(root: Path, overrides: list[str] = ()) -> Config:
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True)
     cfg = load_config(REPO_ROOT / "params.yaml", [*TINY, *overrides])
     (root / "params.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", "dvc-params.yaml", ".dvcignore"):
         (root / name).write_text((REPO_ROOT / name).read_text())
     for package in ("hill_core", "pipelines"):
         (root / package).symlink_to(REPO_ROOT / package)

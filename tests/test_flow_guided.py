@@ -70,6 +70,87 @@ def test_guided_run_answered_at_the_page_completes(guided):
     assert 0.5 < summary["test_accuracy"] <= 1.0
 
 
+def test_prefect_flow_run_has_tags_summary_and_progress(guided):
+    """Tags to filter on, the MLflow runs and scores in the logs and an artifact, and each
+    run's epochs as a progress artifact and log lines."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    state, _ = guided
+    summary, flow_run_id = state.result(), state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        where = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        artifacts = client.read_artifacts(artifact_filter=where)
+    assert run.name == "page-run"
+    assert {"hill", "mode:guided", "data:digits", "user:human"} <= set(run.tags)
+    (card,) = [a for a in artifacts if a.key == "hill-summary"]
+    for s in (summary, summary["baseline"]):
+        assert s["mlflow_run_id"] in card.data and s["run_name"] in card.data
+        assert f"{100 * s['test_accuracy']:.2f}%" in card.data
+    progress = {a.description: a.data for a in artifacts if a.type == "progress"}
+    assert progress == {
+        "Epochs of page-run trained, of 4": 100.0,
+        "Epochs of page-run-baseline trained, of 4": 100.0,
+    }
+    logs = "\n".join(flow_run_logs(flow_run_id))
+    for epoch in (1, 2, 3, 4):
+        assert f"page-run: epoch {epoch}/4, loss " in logs
+    assert "page-run-baseline: epoch 4/4, loss " in logs
+    assert f"guided run page-run: MLflow run {summary['mlflow_run_id']}, test accuracy" in logs
+    assert f"MLflow run {summary['baseline']['mlflow_run_id']}" in logs
+
+
+def test_epoch_lines_beside_a_progress_bar_go_to_prefect_only(project):
+    import logging
+
+    from prefect import flow, task
+    from prefect.logging.handlers import APILogHandler, PrefectConsoleHandler
+
+    from pipelines.tasks import prefect_progress
+
+    @task
+    def one_epoch():
+        report = prefect_progress("bar-run", 0, 2, console=False)
+        report({"epoch": 1, "loss": 0.5, "train_acc": 0.8, "val_acc": 0.7})
+
+    @flow
+    def tiny():
+        one_epoch()
+
+    state = tiny(return_state=True)
+    assert "bar-run: epoch 1/2, loss 0.5000" in "\n".join(
+        flow_run_logs(state.state_details.flow_run_id)
+    )
+    # not on the console, under the live bar: the logger's handlers send to the API alone
+    logger, handlers = logging.getLogger("prefect.extra.hill"), []
+    while logger is not None:
+        handlers += logger.handlers
+        logger = logger.parent if logger.propagate else None
+    assert any(isinstance(h, APILogHandler) for h in handlers), handlers
+    assert not any(isinstance(h, PrefectConsoleHandler) for h in handlers), handlers
+
+
+def test_summary_links_mlflow_runs_on_a_tracking_server(monkeypatch):
+    from types import SimpleNamespace
+
+    import pipelines.tracking
+    from pipelines.flow import RunSpec, mlflow_link, summary_markdown
+
+    run = SimpleNamespace(info=SimpleNamespace(experiment_id="7"))
+    fake = SimpleNamespace(get_run=lambda run_id: run)
+    monkeypatch.setattr(pipelines.tracking, "client", lambda: fake)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000/")
+    link = mlflow_link("abc")
+    assert link == "http://mlflow.example:5000/#/experiments/7/runs/abc"
+    scores = {"test_accuracy": 0.9, "test_macro_f1": 0.8, "epochs_trained": 4}
+    runs = [("guided", {**scores, "run_name": "r", "mlflow_run_id": "abc"})]
+    text = summary_markdown(RunSpec(name="r"), runs, {"abc": link})
+    assert f"[`abc`]({link})" in text and "| 90.00% | 80.00% | 4 |" in text
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert mlflow_link("abc") == ""
+
+
 def test_mlflow_run_has_every_metric_at_every_epoch(guided, project):
     state, _ = guided
     summary, (_, cfg) = state.result(), project
@@ -214,8 +295,11 @@ def test_gate_timeout_follows_the_policy_and_logs_it(project):
 
 
 def test_dvc_repro_replay_reproduces_the_test_accuracy(guided, project):
+    """The replay stage re-trains the run that dvc-params.yaml names (replay.run)."""
     root, _ = project
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    params = root / "dvc-params.yaml"
+    params.write_text(params.read_text().replace("run: data/edits", "run: page-run"))
     repro = [sys.executable, "-m", "dvc", "repro", "replay"]
     subprocess.run(repro, cwd=root, env=env, check=True, capture_output=True)
     replayed = json.loads((root / "metrics/replay.json").read_text())
@@ -223,13 +307,20 @@ def test_dvc_repro_replay_reproduces_the_test_accuracy(guided, project):
     assert replayed["test_macro_f1"] == guided[0].result()["test_macro_f1"]
 
 
-def test_a_failing_flow_ends_its_mlflow_run_failed(project):
+def test_a_failing_flow_ends_its_mlflow_run_failed(project, monkeypatch):
+    import pipelines.tasks
+    from hill_core.errors import HillError
     from pipelines.flow import RunSpec, guided_training
 
     _, cfg = project
     cfg = cfg.replace(**{"train.epochs": 3, "hill.gate_epochs": [2], "tracking.edits_dir": "other"})
-    # A replay whose recorded edits are missing trains to the first gate, then fails there.
-    spec = RunSpec(name="failing-run", mode="replay", replay_from="no-such-folder")
+
+    def broken_snapshot(*args, **kwargs):
+        raise HillError("the snapshot cannot be taken")
+
+    # The run trains to its first gate (its MLflow run is open), then fails there.
+    monkeypatch.setattr(pipelines.tasks, "inspect_gate", broken_snapshot)
+    spec = RunSpec(name="failing-run", autopilot="compactness")
     state = guided_training(cfg.to_dict(), spec, return_state=True)
     assert state.is_failed()
     client = mlflow_client()
