@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared
 from app_helpers import (  # noqa: E402
     browser_missing_reason,
     launch_chromium,
+    scale_class,
     synthetic_context,
     synthetic_snapshot,
 )
@@ -195,15 +196,7 @@ def show_an_edit(page) -> None:
     page.mouse.down()
     page.mouse.move(x + 70, y + 50, steps=10)
     page.mouse.up()
-    page.select_option("#hill-plot .hill-scale-class", "5")
-    page.evaluate(
-        f"""() => {{
-          const s = {ROOT}.querySelector('.hill-scale');
-          s.value = '0.4';
-          s.dispatchEvent(new Event('input'));
-          s.dispatchEvent(new Event('change'));
-        }}"""
-    )
+    scale_class(page, "5", 0.4)
     page.get_by_text("L_human").first.wait_for()
     page.wait_for_timeout(400)
 

@@ -92,3 +92,20 @@ def launch_chromium(playwright):
         args=CHROMIUM_ARGS,
         headless=True,
     )
+
+
+PLOT_ROOT = "document.querySelector('#hill-plot .hill-root')"  # the plot's element, in page JS
+
+
+def scale_class(page, label: str, factor: float) -> None:
+    """Pick class ``label`` in the scale dropdown and set its slider to ``factor``, as a person
+    would (the slider's own input and change events)."""
+    page.select_option("#hill-plot .hill-scale-class", label)
+    page.evaluate(
+        f"""() => {{
+          const s = {PLOT_ROOT}.querySelector('.hill-scale');
+          s.value = '{factor}';
+          s.dispatchEvent(new Event('input'));
+          s.dispatchEvent(new Event('change'));
+        }}"""
+    )

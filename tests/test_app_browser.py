@@ -15,6 +15,7 @@ from app_helpers import (
     browser_missing_reason,
     browser_required,
     launch_chromium,
+    scale_class,
     synthetic_context,
     synthetic_snapshot,
 )
@@ -360,15 +361,7 @@ def test_overlapping_and_merged_centres_stay_reachable(rich):
 
 def test_ctrl_z_anywhere_but_in_text_fields_and_the_scale_target(rich):
     page, snapshot = rich
-    page.select_option("#hill-plot .hill-scale-class", "5")
-    page.evaluate(
-        f"""() => {{
-          const s = {ROOT}.querySelector('.hill-scale');
-          s.value = '0.4';
-          s.dispatchEvent(new Event('input'));
-          s.dispatchEvent(new Event('change'));
-        }}"""
-    )
+    scale_class(page, "5", 0.4)
     drag(page, handle_at(page, 6), (40, 30))  # moving another class keeps the slider on 5
     assert page.evaluate(f"() => {ROOT}.hill.selectedClass()") == 5
     assert page.input_value("#hill-plot .hill-scale-class") == "5"
