@@ -14,7 +14,10 @@ import time
 from typing import Any
 
 POLL_S = 1.5  # the page's status poll interval (gate_ui.js STATUS_MS, in seconds)
-LIVE_S = 3 * POLL_S  # a page not heard from for this long counts as closed (or asleep)
+# A page not heard from for this long counts as closed (or asleep). Generous: a loaded machine
+# or a background tab (browsers throttle their timers) can poll seconds late, and a page
+# wrongly counted as closed loses its server before it learns the decision.
+LIVE_S = 6 * POLL_S
 MAX_PAGES = 512  # page ids kept; the oldest are forgotten first
 MAX_ID = 64  # characters of a page id
 

@@ -31,7 +31,7 @@ class GateServerError(HillError):
     """The gate page cannot be served as configured; the message says why, in one line."""
 
 
-GRACE_S = 8.0  # after a decision: the longest the page stays up for its open tabs to lock
+GRACE_S = 10.0  # after a decision: the longest the page stays up for its open tabs to lock
 MIN_GRACE_S = 0.3  # ...and the shortest, for a reply still on its way out
 
 
