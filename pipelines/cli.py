@@ -80,11 +80,9 @@ def _config(params: Path, sets: list[str] | None) -> Config:
 
 
 def _check_strategy(autopilot: str | None) -> None:
-    from hill_core.users import STRATEGIES
+    from pipelines.preflight import check_strategy  # the flow's own check, before any work
 
-    if autopilot is not None and autopilot not in STRATEGIES:
-        known = ", ".join(STRATEGIES)
-        raise HillError(f"unknown strategy {autopilot!r} (known: {known})")
+    check_strategy(autopilot)
 
 
 @app.command()

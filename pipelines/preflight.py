@@ -29,8 +29,7 @@ def check_run(cfg: Config, mode: str, name: str | None, autopilot: str | None,
 
     if name is not None:
         check_name(name)
-    if autopilot and autopilot not in STRATEGIES:
-        raise HillError(f"unknown autopilot strategy {autopilot!r} ({', '.join(STRATEGIES)})")
+    check_strategy(autopilot)
     if mode == "replay" and not replay_from:
         raise HillError("a replay needs spec.replay_from, the recorded edits folder")
     if replay_from:
@@ -45,6 +44,12 @@ def check_run(cfg: Config, mode: str, name: str | None, autopilot: str | None,
         check_repo()
         if not autopilot:
             check_gate_page(cfg)
+
+
+def check_strategy(autopilot: str | None) -> None:
+    """A simulated user hill knows (None: a person answers)."""
+    if autopilot is not None and autopilot not in STRATEGIES:
+        raise HillError(f"unknown strategy {autopilot!r} (known: {', '.join(STRATEGIES)})")
 
 
 def check_name(name: str) -> None:

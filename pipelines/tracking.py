@@ -107,7 +107,7 @@ def experiment_id(mlflow_client, cfg: Config, root: Path | str = ".") -> str:
     """
     from mlflow.exceptions import MlflowException
 
-    name = f"{cfg.tracking.experiment_prefix}-{cfg.data.name}"
+    name = experiment_name(cfg)
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
@@ -401,11 +401,15 @@ def reap_dead_runs(mlflow_client, experiment: str) -> None:
             mlflow_client.set_terminated(run.info.run_id, "KILLED")
 
 
+def experiment_name(cfg: Config) -> str:
+    """``<tracking.experiment_prefix>-<data set>``: one experiment per data set."""
+    return f"{cfg.tracking.experiment_prefix}-{cfg.data.name}"
+
+
 def live_process(cfg: Config, name: str) -> int | None:
     """The pid of a live process on this host that is logging hill run ``name``, else None."""
     mlflow_client = client()
-    experiment = mlflow_client.get_experiment_by_name(f"{cfg.tracking.experiment_prefix}-"
-                                                      f"{cfg.data.name}")  # fmt: skip
+    experiment = mlflow_client.get_experiment_by_name(experiment_name(cfg))
     if experiment is None:
         return None
     runs = mlflow_client.search_runs(
