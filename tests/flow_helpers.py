@@ -55,6 +55,15 @@ def prefect_project(root: Path) -> Iterator[tuple[Path, Config]]:
             yield root, cfg
 
 
+@contextlib.contextmanager
+def local_mlflow_store(root: Path) -> Iterator[Path]:
+    """``root`` as the working directory with MLflow's default store there (sqlite, no server)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.chdir(root)
+        yield root
+
+
 def mlflow_client():
     from pipelines.tracking import client
 

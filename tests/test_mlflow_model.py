@@ -15,6 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from flow_helpers import local_mlflow_store
 
 from hill_core.config import load_config
 from hill_core.data import load_data
@@ -26,10 +27,7 @@ from pipelines.tracking import Tracker
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """One guided run's final logging on digits (untrained model: the numbers do not matter)."""
-    root = tmp_path_factory.mktemp("store")
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.chdir(root)
+    with local_mlflow_store(tmp_path_factory.mktemp("store")) as root:
         cfg = load_config(None, ["base.device=cpu", "train.epochs=3", "hill.gate_epochs=[2]"])
         data = load_data(cfg.data, cfg.base.seed)
         torch.manual_seed(0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from flow_helpers import local_mlflow_store
 
 from hill_core.config import load_config
 from hill_core.errors import HillError
@@ -21,10 +22,7 @@ from pipelines.tracking import Tracker
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One store for the module (creating an MLflow sqlite schema takes seconds)."""
-    root = tmp_path_factory.mktemp("store")
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.chdir(root)
+    with local_mlflow_store(tmp_path_factory.mktemp("store")) as root:
         yield root
 
 
@@ -61,13 +59,19 @@ def test_run_ends_failed_when_the_flow_fails(store, cfg):
     assert t.client.get_run(t.run_id).info.status == "FAILED"
 
 
+def spy_log_batch(tracker, monkeypatch) -> list[dict]:
+    """Every ``log_batch`` call of ``tracker`` from now on, by its keyword arguments."""
+    calls = []
+    real = tracker.client.log_batch
+    monkeypatch.setattr(
+        tracker.client, "log_batch", lambda *a, **k: calls.append(k) or real(*a, **k)
+    )
+    return calls
+
+
 def test_an_epoch_is_one_batched_call(store, cfg, monkeypatch):
     with Tracker.start(cfg, "batched", {"hill.mode": "baseline"}) as tracker:
-        calls = []
-        real = tracker.client.log_batch
-        monkeypatch.setattr(
-            tracker.client, "log_batch", lambda *a, **k: calls.append(k) or real(*a, **k)
-        )
+        calls = spy_log_batch(tracker, monkeypatch)
         metrics = {"epoch": 1.0, "ce": 2.0, "val_acc": 0.5, "l_human": 0.0, "scale": 1.0}
         tracker.log_epoch(metrics)
         tracker.log_epoch({**metrics, "epoch": 2.0, "val_acc": 0.6})
@@ -91,11 +95,7 @@ def test_final_model_loads_back_as_the_project_class(store, cfg):
 def test_mlflow_splits_what_is_over_its_batch_limits(store, cfg, monkeypatch):
     """hill hands log_batch a whole history in one call; MLflow splits it (1000 metrics)."""
     with Tracker.start(cfg, "split", {"hill.mode": "baseline"}) as tracker:
-        calls = []
-        real = tracker.client.log_batch
-        monkeypatch.setattr(
-            tracker.client, "log_batch", lambda *a, **k: calls.append(k) or real(*a, **k)
-        )
+        calls = spy_log_batch(tracker, monkeypatch)
         tracker.log_history([{"epoch": e, **{f"m{k}": k for k in range(30)}} for e in range(50)])
     assert len(calls) == 1 and len(calls[0]["metrics"]) == 1500
     assert len(tracker.client.get_metric_history(tracker.run_id, "m7")) == 50
