@@ -43,9 +43,14 @@ class Presence:
             while len(self._pages) > MAX_PAGES:
                 self._pages.pop(next(iter(self._pages)))
 
-    def waiting(self) -> int:
-        """Pages heard from within ``live_s`` that have not locked yet."""
-        cutoff = time.monotonic() - self.live_s
+    def waiting(self, since: float | None = None) -> int:
+        """Pages that have not locked yet and were heard from within ``live_s`` before
+        ``since`` (a ``time.monotonic()`` instant; default now) or at any time after it.
+
+        With ``since`` the moment a decision was recorded, a page that was open then is waited
+        for even if its polls run late afterwards (a loaded machine, a slow reply).
+        """
+        cutoff = (time.monotonic() if since is None else since) - self.live_s
         with self._lock:
             return sum(1 for t, locked in self._pages.values() if t >= cutoff and not locked)
 

@@ -72,12 +72,12 @@ class GateServer:
             self.demo.close()
 
     def linger(self, grace_s: float = GRACE_S) -> float:
-        """Wait until replies are out and open pages have locked (at most ``grace_s``);
+        """Wait until replies are out and the pages open now have locked (at most ``grace_s``);
         returns the seconds waited."""
         start = time.monotonic()
         presence = self.demo.gate_presence
         while (waited := time.monotonic() - start) < grace_s:
-            if waited >= MIN_GRACE_S and not presence.waiting() and _replies_sent(self.demo):
+            if waited >= MIN_GRACE_S and not presence.waiting(start) and _replies_sent(self.demo):
                 break
             time.sleep(0.05)
         return time.monotonic() - start

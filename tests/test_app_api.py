@@ -284,8 +284,12 @@ def test_presence_counts_live_pages_until_they_lock():
     presence.seen({"page": "a", "locked": True})
     presence.seen({"page": "a", "locked": False})  # a later poll does not unlock it
     assert presence.waiting() == 1 and presence.live() == 2
+    decided = time.monotonic()
     time.sleep(0.35)  # b went quiet: closed, or asleep in a background tab
     assert presence.waiting() == 0 and presence.live() == 0
+    assert presence.waiting(since=decided) == 1  # but it was open at the decision
+    presence.seen({"page": "c"})  # a page opened after the decision
+    assert presence.waiting(since=decided) == 2
 
 
 def test_close_after_a_decision_waits_for_open_pages_to_lock(tmp_path):

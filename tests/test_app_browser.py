@@ -423,10 +423,13 @@ def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys
         deciding.get_by_role("button", name="Approve").click()
         deciding.get_by_role("button", name="Confirm").click()
         deciding.get_by_text("Decision recorded: approve").wait_for(timeout=15000)
-        for page in pages:
+        for name, page in zip(("deciding", "sibling", "other"), pages, strict=True):
             page.wait_for_function(f"() => {ROOT}.hill.isLocked()", timeout=15000)
             banner = page.locator("#hill-plot .hill-lock")
-            banner.get_by_text("Recorded approve at").wait_for(timeout=15000)
+            try:
+                banner.get_by_text("Recorded approve at").wait_for(timeout=15000)
+            except Exception:
+                raise AssertionError(f"{name} tab locked with: {banner.inner_text()!r}") from None
             assert "no run waits on this snapshot" in banner.inner_text()
         for page in (sibling, other):
             page.locator("#hill-decision-note").get_by_text(

@@ -396,7 +396,11 @@ function onDecided(s, fromServer) {
 async function pollStatus() {
   clearTimeout(pollTimer);
   try {
-    const s = await server.status({ page: PAGE, locked: !!decided });
+    // A reply that never comes (a stalled connection) counts as a failure and is retried.
+    const s = await Promise.race([
+      server.status({ page: PAGE, locked: !!decided }),
+      new Promise((_, fail) => setTimeout(() => fail(new Error("status timed out")), 4 * STATUS_MS)),
+    ]);
     failures = 0;
     if (s && s.decided) { onDecided(s, true); return; }
     if (gone) unlock();
