@@ -158,6 +158,14 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
     scheduler: Literal["none", "cosine"] = "none"  # cosine anneals over train.epochs
+    # torch.compile the model's latent path: faster steps after a one-off compilation (seconds
+    # to a minute, per process); worth it for long runs, mostly on CUDA.
+    compile: bool = False
+
+
+# Keys added after runs were recorded: at these defaults they are left out of Config.hash(), so
+# the hashes stamped on earlier runs' edits and checkpoints (replay checks them) stay valid.
+HASH_NEUTRAL_DEFAULTS = {("train", "compile"): False}
 
 
 @dataclass(frozen=True)
@@ -240,7 +248,11 @@ class Config:
 
     def hash(self) -> str:
         """Short, stable hash of the resolved config (stamped on every artifact)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        resolved = self.to_dict()
+        for (section, key), default in HASH_NEUTRAL_DEFAULTS.items():
+            if resolved[section][key] == default:
+                del resolved[section][key]
+        text = json.dumps(resolved, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def replace(self, **overrides: Any) -> Config:

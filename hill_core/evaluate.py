@@ -44,8 +44,21 @@ def scores_from_confusion(confusion: np.ndarray) -> EvalResult:
 
 
 @torch.no_grad()
-def latents_of(model, dataset: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, d) latents and (N, C) logits of a dataset, on the CPU, in dataset order."""
+def latents_of(model, dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, d) latents and (N, C) logits of an ``IndexedDataset``, on the CPU, in its order."""
+    model.eval()
+    zs, logits = [], []
+    for rows in torch.arange(len(dataset)).split(EVAL_BATCH):
+        x, _, _ = dataset.batch(rows)  # no augment on evaluation splits: no RNG is drawn
+        z = model.latent(x.to(device, non_blocking=True))
+        zs.append(z.float().cpu())
+        logits.append(model.head(z).float().cpu())
+    return torch.cat(zs), torch.cat(logits)
+
+
+@torch.no_grad()
+def latents_of_reference(model, dataset: Dataset, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`latents_of` the readable way, through a ``DataLoader`` over the items."""
     model.eval()
     zs, logits = [], []
     # An explicit generator: a DataLoader without one draws its seed from the global torch RNG,

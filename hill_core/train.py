@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.weak import WeakIdKeyDictionary
 
 from hill_core.config import Config
-from hill_core.data import DataBundle
+from hill_core.data import DataBundle, IndexedDataset
 from hill_core.errors import HillError
 from hill_core.evaluate import evaluate, latents_of
 from hill_core.losses import LossWeights, hill_loss
@@ -27,6 +28,8 @@ from hill_core.projection import Projection, fit_projection
 from hill_core.rng import rng_states, set_rng_states
 from hill_core.sampling import stratified_sample
 from hill_core.teacher import Teacher
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x (B, ...), y (B,), ids (B,)
 
 
 @dataclass
@@ -89,10 +92,31 @@ def init_state(cfg: Config, data: DataBundle) -> TrainState:
     return TrainState(cfg, data, model, optimizer, scheduler, device, rng=rng_states())
 
 
-def epoch_loader(data: DataBundle, batch_size: int, seed: int, epoch: int) -> DataLoader:
-    """Training batches of one epoch, shuffled by a generator seeded from (seed, epoch) only."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator)
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of one epoch's order and augmentation: seeded from (seed, epoch) only."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def epoch_batches(train: IndexedDataset, batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
+    """Training batches (x, y, ids) of one epoch, each gathered and augmented as a whole.
+
+    The order is :func:`epoch_loader`'s (the same permutation of the same generator); without
+    augmentation the batches are equal to its, which a test checks. The batches are on the
+    device ``train`` gathers on (see ``IndexedDataset.to``).
+    """
+    generator = epoch_generator(seed, epoch)
+    # A DataLoader draws its workers' base seed from the generator before shuffling: draw it
+    # too, so that the order stays the reference's (and that of runs recorded before).
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(len(train), generator=generator)
+    for rows in order.split(batch_size):
+        yield train.batch(rows, generator)
+
+
+def epoch_loader(train: IndexedDataset, batch_size: int, seed: int, epoch: int) -> DataLoader:
+    """:func:`epoch_batches` the readable way: a shuffling ``DataLoader`` over the items."""
+    generator = epoch_generator(seed, epoch)
+    return DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
 
 
 EpochHook = Callable[[dict[str, float]], None]
@@ -150,30 +174,48 @@ def _train_epoch(
     cfg, model, device = state.config, state.model, state.device
     teacher = teacher.to(device) if teacher is not None else None
     lr = state.optimizer.param_groups[0]["lr"]
-    # Running sums stay tensors on the device: one host sync per epoch, not one per term and batch.
-    totals: dict[str, torch.Tensor] = {}
+    train = state.data.train if device.type == "cpu" else state.data.train.to(device)
+    latent = _latent_fn(state)
+    # Running sums stay tensors on the device: one host sync per epoch, not one per batch.
+    names, totals = None, None  # term names; (T,) sums over the items of each term
     seen, correct = 0, torch.zeros((), device=device)
     model.train()
-    for x, y, ids in epoch_loader(state.data, cfg.train.batch_size, cfg.base.seed, epoch):
-        x, y, ids = x.to(device), y.to(device), ids.to(device)
+    for x, y, ids in epoch_batches(train, cfg.train.batch_size, cfg.base.seed, epoch):
+        x, y, ids = x.to(device, non_blocking=True), y.to(device), ids.to(device)
         with _autocast(device):
-            z = model.latent(x)  # (B, d)
+            z = latent(x)  # (B, d)
             logits = model.head(z)  # (B, C)
             p = state.projection(z) if teacher is not None else None  # (B, 2)
         loss, terms = hill_loss(logits.float(), y, p, ids, teacher, weights)
-        state.optimizer.zero_grad()
+        state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
         n = len(y)
-        for name, value in terms.items():
-            totals[name] = totals.get(name, 0.0) + value * n
+        names = names or list(terms)
+        step = torch.stack([terms[k] for k in names]) * n  # (T,)
+        totals = step if totals is None else totals + step
         seen += n
         correct += (logits.argmax(1) == y).sum()
-    metrics = {name: float(total) / seen for name, total in totals.items()}
-    metrics.update(epoch=float(epoch), lr=lr, train_acc=float(correct) / seen)
+    means = [] if totals is None else (totals.double() / seen).tolist()
+    metrics = dict(zip(names or [], means, strict=True))
+    metrics.update(epoch=float(epoch), lr=lr, train_acc=float(correct) / max(seen, 1))
     metrics["teacher_active"] = float(teacher is not None)
     metrics["alpha"] = weights.alpha if teacher is not None else 0.0
     return metrics
+
+
+def _latent_fn(state: TrainState) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model.latent``, compiled with ``torch.compile`` once per process when
+    ``train.compile`` is on (the first epoch then pays the compilation)."""
+    if not state.config.train.compile:
+        return state.model.latent
+    compiled = _compiled.get(state.model)
+    if compiled is None:
+        compiled = _compiled[state.model] = torch.compile(state.model.latent)
+    return compiled
+
+
+_compiled = WeakIdKeyDictionary()  # model -> its compiled latent function
 
 
 def _autocast(device: torch.device):

@@ -41,7 +41,7 @@ def test_baseline_equals_a_hand_written_ce_loop():
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     for epoch in range(1, EPOCHS + 1):
         model.train()
-        for x, y, _ in epoch_loader(data, cfg.train.batch_size, cfg.base.seed, epoch):
+        for x, y, _ in epoch_loader(data.train, cfg.train.batch_size, cfg.base.seed, epoch):
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()

@@ -15,6 +15,7 @@ import torch
 from torchvision.transforms import v2
 
 from hill_core.config import DataConfig
+from hill_core.data.augment import CropFlip
 from hill_core.data.base import (
     DataBundle,
     DataError,
@@ -35,6 +36,9 @@ STD = (0.2470, 0.2435, 0.2616)
 def load_cifar10(cfg: DataConfig, seed: int) -> DataBundle:
     """CIFAR-10 as a :class:`DataBundle` of normalised float images (3, 32, 32).
 
+    The images stay uint8 in memory (150 MB for 50,000); each batch is augmented and
+    normalised as it is drawn.
+
     The official test batch is the test split; val is a stratified ``cfg.val_fraction`` of the
     training batches, drawn by ``seed``. Sample ids: training rows 0..N-1 in batch order
     (data_batch_1 first), test rows 50000 + row.
@@ -53,13 +57,15 @@ def load_cifar10(cfg: DataConfig, seed: int) -> DataBundle:
     train, val, _ = stratified_split(y_train, cfg.val_fraction, 0.0, seed, where)
     full = tensor_dataset(x_train, y_train, np.arange(len(y_train)))
     test_ids = TEST_ID_OFFSET + np.arange(len(y_test))
-    eval_tf, train_tf = _transforms()
+    to_float = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    # Crop and flip act on the uint8 image, so the 4-pixel padding is black before normalising.
+    augment = CropFlip(pad=4) if cfg.augment else None
     return DataBundle(
         name="cifar10",
-        train=full.subset(train, train_tf if cfg.augment else eval_tf),
-        train_eval=full.subset(train, eval_tf),
-        val=full.subset(val, eval_tf),
-        test=tensor_dataset(x_test, y_test, test_ids, eval_tf),
+        train=full.subset(train, to_float, augment),
+        train_eval=full.subset(train, to_float),
+        val=full.subset(val, to_float),
+        test=tensor_dataset(x_test, y_test, test_ids, to_float),
         class_names=names,
         input_shape=(3, 32, 32),
     )
@@ -143,11 +149,3 @@ def _read_batches(
         images.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))  # rows are R, G, B planes
         labels.append(y)
     return torch.from_numpy(np.concatenate(images)), np.concatenate(labels)
-
-
-def _transforms() -> tuple[v2.Compose, v2.Compose]:
-    """(eval, train) transforms of a uint8 image (3, 32, 32) to a normalised float one."""
-    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
-    # Crop and flip act on the uint8 image, so the 4-pixel padding is black before normalising.
-    augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
-    return v2.Compose(to_float), v2.Compose(augment + to_float)

@@ -10,6 +10,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from hill_core.config import DataConfig
+from hill_core.data.augment import CropFlip
 from hill_core.data.base import (
     DataBundle,
     DataError,
@@ -45,16 +46,10 @@ def load_imagefolder(cfg: DataConfig, seed: int) -> DataBundle:
         labels, cfg.val_fraction, cfg.test_fraction, seed, f"imagefolder {root}"
     )
     full = IndexedDataset(_decoder(folder, cfg.image_size), labels, np.arange(len(labels)))
-    size = cfg.image_size
-    augment = v2.Compose([v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip()])
-    return in_memory_bundle(
-        "imagefolder",
-        full,
-        splits,
-        list(folder.classes),
-        (3, size, size),
-        augment if cfg.augment else None,
-    )
+    augment = CropFlip(pad=cfg.image_size // 8) if cfg.augment else None
+    names = list(folder.classes)
+    shape = (3, cfg.image_size, cfg.image_size)
+    return in_memory_bundle("imagefolder", full, splits, names, shape, augment=augment)
 
 
 def _decoder(folder: ImageFolder, size: int):
