@@ -1,4 +1,5 @@
-"""Data tier: tiny files in the real on-disk formats, loaded through ``load_data``."""
+"""Data tier: tiny files in the real on-disk formats (tests/data_writers.py), loaded through
+``load_data``."""
 
 from __future__ import annotations
 
@@ -6,85 +7,13 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from PIL import Image
+from data_writers import CIFAR_NAMES, table_frame, write_cifar, write_imagefolder, write_pamap2
 
 from hill_core.config import DataConfig
 from hill_core.data import DataError, load_data
 from hill_core.data.cifar10 import MEAN, STD
-from hill_core.data.pamap2 import ACTIVITIES
-
-CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship"]
-CIFAR_NAMES += ["truck"]
-PAMAP_IDS = list(ACTIVITIES)  # activity id of each class, in label order
-
-
-# --- writers: one per format, each the smallest real-looking folder or file ---
-
-
-def write_cifar(root: Path, per_batch: int = 20) -> Path:
-    """cifar-10-batches-py/ with 5 training batches and a test batch of ``per_batch`` images."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = [n.encode() for n in CIFAR_NAMES]
-    meta = {b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = [i % 10 for i in range(per_batch)]
-        # Python 3 pickles give bytes keys; the official Python 2 files give str keys: use both.
-        key = str if name == "test_batch" else str.encode
-        batch = {key("batch_label"): name, key("labels"): labels, key("data"): data}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    return folder
-
-
-def pamap2_rows(subject: int, rows: int = 1000) -> pd.DataFrame:
-    """One subject's 54 columns at 100 Hz: activity A for 420 rows, then B; NaN as in real files."""
-    rng = np.random.default_rng(subject)
-    values = rng.normal(size=(rows, 54)) + (10.0 if subject == 6 else 0.0)  # val subject offset
-    values[:, 0] = np.arange(rows) / 100.0  # timestamp, s
-    values[:, 2] = np.where(np.arange(rows) % 10 == 0, 100.0, np.nan)  # heart rate: ~9 Hz
-    values[:, 4] = np.arange(rows) * 0.01  # hand acc 16g x: a ramp, to check interpolation
-    values[:5, 3:20] = np.nan  # hand IMU drops out at the start...
-    values[500:520, 3:20] = np.nan  # ...and for 0.2 s in the middle
-    frame = pd.DataFrame(values)
-    a, b = PAMAP_IDS[subject % 13], PAMAP_IDS[(subject + 5) % 13]
-    frame[1] = np.where(np.arange(rows) < 420, a, b)  # integers, as in the real files
-    return frame
-
-
-def write_pamap2(root: Path, subjects=range(1, 10)) -> Path:
-    folder = root / "PAMAP2_Dataset" / "Protocol"
-    folder.mkdir(parents=True)
-    for s in subjects:
-        frame = pamap2_rows(s)
-        path = folder / f"subject{100 + s}.dat"
-        frame.to_csv(path, sep=" ", header=False, index=False, na_rep="NaN", float_format="%.6f")
-    return folder
-
-
-def write_imagefolder(root: Path, classes=("cat", "dog", "frog"), per_class: int = 8) -> Path:
-    rng = np.random.default_rng(0)
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels)
-            (image.convert("L") if i == 0 else image).save(root / c / f"{i:03d}.png")
-    return root
-
-
-def table_frame(rows: int = 60) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(rng.normal(5.0, 3.0, (rows, 4)), columns=["f0", "f1", "f2", "f3"])
-    frame["label"] = np.array(["b", "a", "c"])[np.arange(rows) % 3]
-    frame["id"] = rng.permutation(rows) + 1000
-    return frame
-
 
 # --- fixtures: a DataConfig per format ---
 
@@ -178,7 +107,8 @@ def test_cifar_reads_batches_in_order_with_names_and_test_ids(cifar_cfg):
     assert len(bundle.train) + len(bundle.val) == 100 and len(bundle.val) == 15
     assert np.array_equal(bundle.test.ids, 50_000 + np.arange(20))
     # The eval transform only normalises: item = (pixel / 255 - mean) / std of the raw batch.
-    raw = pickle.loads((Path(cifar_cfg.root) / "cifar-10-batches-py" / "test_batch").read_bytes())
+    test_batch = Path(cifar_cfg.root) / "cifar-10-batches-py" / "test_batch"
+    raw = pickle.loads(test_batch.read_bytes(), encoding="latin1")  # written as by Python 2
     pixels = torch.from_numpy(raw["data"][7].reshape(3, 32, 32)).float() / 255
     expected = (pixels - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
     x, y, _ = bundle.test[7]

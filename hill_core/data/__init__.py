@@ -1,9 +1,9 @@
 """Data sets: each returns a :class:`DataBundle` of items ``(x, y, sample_id)``.
 
 A process loads a data set once: :func:`load_data` keeps the last few bundles, keyed by the
-config, the seed and the source's size and modification time (so a file rewritten on disk is
-read again). The flow's tasks, the baseline and a preflight check all share one load. Bundles
-are read-only by contract: nothing in hill writes to a loaded data set.
+config, the seed and the size and modification time of each file the loader reads (so a file
+rewritten on disk is read again). The flow's tasks, the baseline and a preflight check all
+share one load. Bundles are read-only by contract: nothing in hill writes to a loaded data set.
 """
 
 from __future__ import annotations
@@ -28,21 +28,49 @@ def load_data(cfg: DataConfig, seed: int) -> DataBundle:
         _loaded.move_to_end(key)
         return _loaded[key]
     bundle = _load(cfg, seed)
+    for old in [k for k in _loaded if k[:2] == key[:2]]:
+        del _loaded[old]  # the same data before its files changed: never asked for again
     _loaded[key] = bundle
     while len(_loaded) > CACHED_BUNDLES:
         _loaded.popitem(last=False)
     return bundle
 
 
-def _source_stamp(cfg: DataConfig) -> tuple[int, int] | None:
-    """Size and mtime (ns) of the data's file or folder; None for bundled data (digits)."""
+def _source_stamp(cfg: DataConfig) -> tuple | None:
+    """(path, size, mtime ns) of each file or folder the loader reads; None for bundled data.
+
+    Stat only (no reading), since this runs on every call: a file rewritten inside an unchanged
+    folder changes the stamp, and a missing one stamps as (path, None, None).
+    """
     if cfg.name == "digits":
         return None
-    try:
-        stat = Path(cfg.root).stat()
-    except OSError:
-        return None  # the loader says what is missing
-    return stat.st_size, stat.st_mtime_ns
+    stamp = []
+    for path in _source_paths(cfg):
+        try:
+            stat = path.stat()
+        except OSError:
+            stamp.append((str(path), None, None))  # the loader says what is missing
+            continue
+        stamp.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamp)
+
+
+def _source_paths(cfg: DataConfig) -> list[Path]:
+    """What the loader of ``cfg.name`` reads: CIFAR-10's batch files, PAMAP2's subject files,
+    the table file, or an image folder and its class folders (whose mtime moves when an image
+    is added or removed; an image rewritten in place is not seen)."""
+    root = Path(cfg.root)
+    if cfg.name == "cifar10":
+        from hill_core.data.cifar10 import source_files
+
+        return source_files(root) or [root]
+    if cfg.name == "pamap2":
+        from hill_core.data.pamap2 import source_files
+
+        return source_files(root) or [root]
+    if cfg.name == "imagefolder" and root.is_dir():
+        return [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+    return [root]
 
 
 def _load(cfg: DataConfig, seed: int) -> DataBundle:

@@ -71,6 +71,14 @@ def load_cifar10(cfg: DataConfig, seed: int) -> DataBundle:
     )
 
 
+def source_files(root: Path) -> list[Path]:
+    """The files :func:`load_cifar10` reads under ``root``; empty when it holds no batches."""
+    for folder in (root / FOLDER, root):
+        if (folder / META_FILE).is_file():
+            return [folder / name for name in (META_FILE, *TRAIN_FILES, TEST_FILE)]
+    return []
+
+
 def _find_folder(root: Path, download: bool) -> Path:
     """The folder holding the batches: ``root/cifar-10-batches-py`` or ``root`` itself."""
     for folder in (root / FOLDER, root):
@@ -134,7 +142,7 @@ def _read_batches(
     folder: Path, files: tuple[str, ...], num_classes: int
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of ``files``, concatenated in order."""
-    images, labels = [], []
+    images, labels = [], []  # uint8 views of each batch: no float or int64 copy of the pixels
     for name in files:
         entry = _unpickle(folder / name)
         data = np.asarray(entry.get("data"))
@@ -146,6 +154,6 @@ def _read_batches(
             )
         if y.min() < 0 or y.max() >= num_classes:
             raise DataError(f"cifar10: {folder / name} has labels outside 0..{num_classes - 1}")
-        images.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))  # rows are R, G, B planes
+        images.append(data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32))  # R, G, B planes
         labels.append(y)
     return torch.from_numpy(np.concatenate(images)), np.concatenate(labels)

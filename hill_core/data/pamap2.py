@@ -8,10 +8,21 @@ Processing, as in the authors' prototype: keep acc 16g, gyroscope and magnetomet
 IMUs (27 channels); fill gaps per subject (linear, then nearest at the ends); resample to 50 Hz;
 cut windows of 200 samples every 50 samples, labelled by their majority activity; standardise
 every channel with the mean and std of the training subjects.
+
+Parsing the text is the slow part (about 1.3 GB for the real files), so each subject's 50 Hz
+recording is kept once as a NumPy file beside the raw files, in ``<Protocol>/.hill-cache/``,
+named by a key of the raw file (name, size, mtime) and of the processing settings. Later loads
+map it from disk; standardising and windowing are cheap and run on every load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +31,8 @@ import torch
 
 from hill_core.config import DataConfig
 from hill_core.data.base import DataBundle, DataError, IndexedDataset
+
+log = logging.getLogger(__name__)
 
 # Activity id -> name; the label of an activity is its rank here (id 0 first, as in the prototype).
 ACTIVITIES = {
@@ -50,6 +63,11 @@ WINDOW = 200  # samples at 50 Hz: 4 s
 STEP = 50  # samples at 50 Hz: 1 s
 ID_BASE = 1_000_000  # sample id = subject * ID_BASE + window index within that subject
 
+CACHE_FOLDER = ".hill-cache"  # inside the Protocol folder
+# Bump when what a cache file holds, or how it is computed from the text, changes.
+CACHE_VERSION = 1
+_unwritable: set[Path] = set()  # cache folders this process could not write (warned once)
+
 
 def load_pamap2(cfg: DataConfig, seed: int) -> DataBundle:
     """PAMAP2 windows (27, 200) with 13 classes, split by subject.
@@ -66,13 +84,17 @@ def load_pamap2(cfg: DataConfig, seed: int) -> DataBundle:
     del seed  # the subject split is the data set's own, as the paper uses it
     folder = _find_folder(Path(cfg.root))
     _check_splits(folder)
-    signals = {s: _read_subject(_subject_file(folder, s)) for s in _present_subjects(folder)}
-    train_signals = [signals[s][0] for s in SPLITS["train"] if s in signals]
-    mean, std = _channel_stats(train_signals)
-    splits = {
-        name: _windows_dataset({s: signals[s] for s in subjects if s in signals}, mean, std)
+    # Every file is parsed (or its cache mapped) before any split is built, in subject order.
+    recordings = {s: _subject_signals(_subject_file(folder, s)) for s in _present_subjects(folder)}
+    joined = {
+        name: _join_recordings([(s, recordings.pop(s)) for s in subjects if s in recordings])
         for name, subjects in SPLITS.items()
     }
+    mean, std = _channel_stats(joined["train"].signal)  # before it is standardised in place
+    splits = {}
+    for name, recording in joined.items():
+        _standardise(recording.signal, mean, std)
+        splits[name] = _windows_dataset(recording)
     for name, ds in splits.items():
         if len(ds) == 0:
             raise DataError(f"pamap2: the {name} split has no {WINDOW}-sample window in {folder}")
@@ -85,6 +107,15 @@ def load_pamap2(cfg: DataConfig, seed: int) -> DataBundle:
         class_names=list(ACTIVITIES.values()),
         input_shape=(len(CHANNEL_COLUMNS), WINDOW),
     )
+
+
+def source_files(root: Path) -> list[Path]:
+    """The subject files :func:`load_pamap2` reads for ``root``; empty when it would fail."""
+    try:
+        folder = _find_folder(Path(root))
+    except DataError:
+        return []
+    return [_subject_file(folder, s) for s in _present_subjects(folder)]
 
 
 def _subject_file(folder: Path, subject: int) -> Path:
@@ -116,6 +147,105 @@ def _check_splits(folder: Path) -> None:
             raise DataError(f"pamap2: the {name} split is empty in {folder}: missing {missing}")
 
 
+# --- one subject's 50 Hz recording: from the cache, else parsed and cached ---
+
+
+def _subject_signals(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Channels (27, T) float32 and activity ids (T,) int64 of ``path`` at 50 Hz.
+
+    Read from the cache when it holds this exact file; otherwise parsed and then cached. The
+    cache is written per subject as soon as it is parsed, so an error in a later file loses no
+    finished work; a file that fails to parse is never cached.
+    """
+    key = _cache_key(path)
+    cache = path.parent / CACHE_FOLDER / f"{path.stem}-{key}.npy"
+    cached = _read_cache(cache)
+    if cached is not None:
+        return cached
+    channels, activity = _read_subject(path)
+    if _cache_key(path) == key:  # not rewritten while it was parsed
+        _write_cache(cache, channels, activity)
+    return channels, activity
+
+
+def _cache_key(path: Path) -> str:
+    """16 hex digits naming the raw file's version and every setting the cached arrays depend on."""
+    stat = path.stat()
+    settings = (CACHE_VERSION, DOWNSAMPLE, WINDOW, STEP, ACTIVITY_COLUMN, CHANNEL_COLUMNS)
+    text = repr((path.name, stat.st_size, stat.st_mtime_ns, settings))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(channels (27, T) float32 memory-mapped, activity (T,) int64), or None when ``path`` is
+    missing or is not a whole cache file (torn, truncated, another layout): it is then rewritten.
+
+    Layout: one .npy array (28, T) float32; row 0 the activity ids (small integers, exact in
+    float32), rows 1..27 the channels.
+    """
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError) as e:  # numpy's words for a torn or foreign file
+        log.info("pamap2: ignoring the cache file %s (%s)", path, e)
+        return None
+    rows = 1 + len(CHANNEL_COLUMNS)
+    whole = (
+        isinstance(data, np.memmap)
+        and data.dtype == np.float32
+        and data.ndim == 2
+        and data.shape[0] == rows
+        and data.flags.c_contiguous
+        and data.offset + data.nbytes == size  # nothing missing, nothing appended
+    )
+    if not whole:
+        log.info("pamap2: ignoring the cache file %s (not a (%d, T) float32 array)", path, rows)
+        return None
+    activity = np.asarray(data[0])
+    if not (np.isfinite(activity).all() and (activity == np.round(activity)).all()):
+        log.info("pamap2: ignoring the cache file %s (activity ids are not integers)", path)
+        return None
+    return data[1:], activity.astype(np.int64)
+
+
+def _write_cache(path: Path, channels: np.ndarray, activity: np.ndarray) -> None:
+    """Write the cache file atomically (temporary file, then ``os.replace``); best effort.
+
+    A folder that cannot be written (read-only media, no permission, disk full) only costs the
+    cache: one log line, no error. Files of older versions of the same subject are removed.
+    """
+    data = np.concatenate([activity.astype(np.float32)[None], channels])  # (28, T)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        _save_atomic(path, data)
+    except OSError as e:
+        if path.parent not in _unwritable:  # one line per folder, not one per subject
+            _unwritable.add(path.parent)
+            log.warning("pamap2: not caching the parsed files in %s (%s)", path.parent, e)
+        return
+    for old in path.parent.glob(f"{path.stem.rsplit('-', 1)[0]}-*.npy"):
+        if old != path:
+            with contextlib.suppress(OSError):  # tidying only: a file left behind is harmless
+                old.unlink()
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to ``path`` so that readers see the old file or the whole new one, never part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; others sharing the data read it too
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _read_subject(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One recording at 50 Hz: channels (27, T) float32 without NaN, activity ids (T,) int64."""
     columns = [ACTIVITY_COLUMN, *CHANNEL_COLUMNS]
@@ -142,15 +272,31 @@ def _downsample(values: np.ndarray) -> np.ndarray:
     return values[:t].reshape(-1, DOWNSAMPLE, values.shape[1]).mean(axis=1, dtype=np.float32)
 
 
-def _channel_stats(signals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (27, 1) over every sample of ``signals`` (each (27, T)); NaN-safe."""
-    joined = np.concatenate(signals, axis=1)
-    mean = np.nanmean(joined, axis=1, keepdims=True)
-    std = np.nanstd(joined, axis=1, keepdims=True)
-    # A channel that is flat (or absent) everywhere keeps its scale instead of dividing by 0.
-    mean = np.nan_to_num(mean)
-    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-    return mean.astype(np.float32), std.astype(np.float32)
+# --- standardising and windowing: cheap, on every load ---
+
+
+def _channel_stats(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (27, 1) float32 over every sample of ``signal`` (27, T); NaN-safe.
+
+    One channel at a time in float64: no copy of the whole signal is made.
+    """
+    mean, std = np.zeros(len(signal)), np.ones(len(signal))
+    for c, row in enumerate(signal):
+        values = row[~np.isnan(row)].astype(np.float64)
+        if len(values):  # a channel absent everywhere keeps mean 0 and std 1
+            mean[c], std[c] = values.mean(), values.std()
+    # A channel that is flat everywhere keeps its scale instead of dividing by 0.
+    std = np.where(std > 0, std, 1.0)
+    return mean[:, None].astype(np.float32), std[:, None].astype(np.float32)
+
+
+def _standardise(signal: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+    """signal (27, T) = (signal - mean) / std in place, NaN -> 0 (an IMU missing from a whole
+    recording: 0 after standardising = the train mean)."""
+    np.subtract(signal, mean, out=signal)
+    np.divide(signal, std, out=signal)
+    for row in signal:  # row by row: nan_to_num's masks of the whole signal would be 0.6x it
+        np.nan_to_num(row, copy=False)
 
 
 def _window_labels(activity: np.ndarray) -> np.ndarray:
@@ -166,25 +312,66 @@ def _window_labels(activity: np.ndarray) -> np.ndarray:
     return np.where(label == len(ids), -1, label)
 
 
-def _windows_dataset(
-    signals: dict[int, tuple[np.ndarray, np.ndarray]], mean: np.ndarray, std: np.ndarray
-) -> IndexedDataset:
-    """Windows (27, 200) of the given subjects, read lazily from their standardised recordings."""
-    series, which, starts, labels, ids = [], [], [], [], []
-    for k, (subject, (channels, activity)) in enumerate(sorted(signals.items())):
-        # An IMU missing from a whole recording is still NaN: 0 after standardising = train mean.
-        series.append(torch.from_numpy(np.nan_to_num((channels - mean) / std)))
+@dataclass
+class _Joined:
+    """The recordings of one split end to end, and where their windows are.
+
+    Attributes:
+        signal: (27, T_total) float32, subject after subject.
+        starts: (N,) int64 first sample of each window in ``signal``.
+        labels: (N,) int64 class of each window. ids: (N,) int64 sample ids.
+    """
+
+    signal: np.ndarray
+    starts: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+
+def _join_recordings(parts: list[tuple[int, tuple[np.ndarray, np.ndarray]]]) -> _Joined:
+    """(subject, (channels (27, T), activity (T,))) recordings, in order, joined end to end.
+
+    ``parts`` is emptied as it goes: each recording (a memory map of its cache file) is let go
+    once copied, so memory peaks at the joined signals plus one recording.
+    """
+    total = sum(channels.shape[1] for _, (channels, _) in parts)
+    signal = np.empty((len(CHANNEL_COLUMNS), total), np.float32)
+    starts, labels, ids = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    offset = 0
+    while parts:
+        subject, (channels, activity) = parts.pop(0)
+        length = channels.shape[1]
+        signal[:, offset : offset + length] = channels
+        del channels  # unmaps the cache file of this subject
         y = _window_labels(activity) if len(activity) >= WINDOW else np.zeros(0, np.int64)
         keep = np.flatnonzero(y >= 0)  # drops windows of an activity outside the 13 classes
-        which.append(np.full(len(keep), k))
-        starts.append(keep * STEP)
+        starts.append(offset + keep * STEP)  # windows never cross into the next subject
         labels.append(y[keep])
         ids.append(subject * ID_BASE + keep)
-    which, starts = np.concatenate(which or [[]]), np.concatenate(starts or [[]])
+        offset += length
+    return _Joined(signal, *(np.concatenate(a) for a in (starts, labels, ids)))
+
+
+def _windows_dataset(joined: _Joined) -> IndexedDataset:
+    """Items = windows ``signal[:, s : s + WINDOW]`` (27, 200) for s in ``joined.starts``.
+
+    A window is a slice of the joined signal, so memory stays that of the signals (a copy of
+    every window would be 4x it, at STEP = WINDOW / 4).
+    """
+    signal, starts = joined.signal, joined.starts
+    channels, total = signal.shape
+    if total >= WINDOW:
+        # (T_total - 199, 27, 200) view: row s is the window at s; indexing it copies only the
+        # windows asked for, each a contiguous run of 200 samples per channel.
+        view = np.lib.stride_tricks.sliding_window_view(signal, WINDOW, axis=1).transpose(1, 0, 2)
+    else:
+        view = np.zeros((0, channels, WINDOW), np.float32)
 
     def get_x(i: int) -> torch.Tensor:
-        # A window is a slice of its recording: memory stays that of the signals, not 4x it.
         start = int(starts[i])
-        return series[int(which[i])][:, start : start + WINDOW].clone()  # (27, 200)
+        return torch.from_numpy(signal[:, start : start + WINDOW].copy())  # (27, 200)
 
-    return IndexedDataset(get_x, np.concatenate(labels or [[]]), np.concatenate(ids or [[]]))
+    def get_batch(rows: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(view[starts[np.asarray(rows, np.int64)]])  # (B, 27, 200)
+
+    return IndexedDataset(get_x, joined.labels, joined.ids, get_batch=get_batch)
