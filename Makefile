@@ -6,7 +6,7 @@ export DVC_NO_ANALYTICS := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export MPLBACKEND := Agg
 
-.PHONY: test demo lint format install
+.PHONY: test test-fast bench demo lint format install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +20,14 @@ test: install
 	$(VENV)/bin/ruff check hill_core pipelines interaction_app tests benchmarks
 	$(VENV)/bin/ruff format --check hill_core pipelines interaction_app tests benchmarks
 	$(PY) -m pytest -q
+
+# Everything but the slow, browser and integration tiers: the loop while editing code (< 30 s).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not browser and not integration"
+
+# Every benchmark, one table, benchmarks/results.md (about 15 minutes; run it on a quiet machine).
+bench: install
+	$(PY) benchmarks/run_all.py $(if $(README),--readme README.md)
 
 # make demo AUTOPILOT=compactness answers the gates with a simulated user instead of a person.
 demo: install
