@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hill_core.models import model_input
+
 EVAL_BATCH = 512  # items per forward pass; memory only, results do not depend on it
 
 
@@ -50,7 +52,7 @@ def latents_of(model, dataset, device: torch.device) -> tuple[torch.Tensor, torc
     zs, logits = [], []
     for rows in torch.arange(len(dataset)).split(EVAL_BATCH):
         x, _, _ = dataset.batch(rows)  # no augment on evaluation splits: no RNG is drawn
-        z = model.latent(x.to(device, non_blocking=True))
+        z = model.latent(model_input(x, device))
         zs.append(z.float().cpu())
         logits.append(model.head(z).float().cpu())
     return torch.cat(zs), torch.cat(logits)
@@ -65,7 +67,7 @@ def latents_of_reference(model, dataset: Dataset, device) -> tuple[torch.Tensor,
     # which would shift later dropout masks and break bit-equality with plain training.
     loader = DataLoader(dataset, batch_size=EVAL_BATCH, shuffle=False, generator=torch.Generator())
     for x, _, _ in loader:
-        z = model.latent(x.to(device))
+        z = model.latent(model_input(x, device))
         zs.append(z.float().cpu())
         logits.append(model.head(z).float().cpu())
     return torch.cat(zs), torch.cat(logits)

@@ -23,7 +23,7 @@ from hill_core.data import DataBundle, IndexedDataset
 from hill_core.errors import HillError
 from hill_core.evaluate import evaluate, latents_of
 from hill_core.losses import LossWeights, hill_loss
-from hill_core.models import HillModel, build_model
+from hill_core.models import HillModel, build_model, memory_format, model_input
 from hill_core.projection import Projection, fit_projection
 from hill_core.rng import rng_states, set_rng_states
 from hill_core.sampling import stratified_sample
@@ -86,7 +86,8 @@ def init_state(cfg: Config, data: DataBundle) -> TrainState:
     """A fresh state: seeds every RNG from ``base.seed``, then builds model and optimiser."""
     seed_everything(cfg.base.seed)
     device = resolve_device(cfg.base.device)
-    model = build_model(cfg.model, data.name, data.input_shape, data.num_classes).to(device)
+    model = build_model(cfg.model, data.name, data.input_shape, data.num_classes)
+    model = model.to(device, memory_format=memory_format(data.input_shape))
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     return TrainState(cfg, data, model, optimizer, scheduler, device, rng=rng_states())
@@ -181,7 +182,7 @@ def _train_epoch(
     seen, correct = 0, torch.zeros((), device=device)
     model.train()
     for x, y, ids in epoch_batches(train, cfg.train.batch_size, cfg.base.seed, epoch):
-        x, y, ids = x.to(device, non_blocking=True), y.to(device), ids.to(device)
+        x, y, ids = model_input(x, device), y.to(device), ids.to(device)
         with _autocast(device):
             z = latent(x)  # (B, d)
             logits = model.head(z)  # (B, C)
