@@ -26,7 +26,7 @@ from report import Figure, add_json_argument, emit, read_figures
 from hill_core.config import Config
 from hill_core.edits import make_edits
 from hill_core.losses import LossWeights, hill_loss
-from hill_core.models import build_model
+from hill_core.models import build_model, memory_format, model_input
 from hill_core.projection import fit_projection
 from hill_core.teacher import teacher_from_edits
 
@@ -67,12 +67,12 @@ def measure(preset: str, rounds: int, steps: int, batch: int) -> tuple[float, fl
     data_name, shape = MODELS[preset]
     torch.manual_seed(0)
     cfg = Config().replace(**{"model.name": preset}).model
-    model = build_model(cfg, data_name, shape, CLASSES)
+    model = build_model(cfg, data_name, shape, CLASSES).to(memory_format=memory_format(shape))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     projection, teacher = synthetic_teacher(model.latent_dim)
     batches = [
         (
-            torch.randn(batch, *shape),
+            model_input(torch.randn(batch, *shape), torch.device("cpu")),  # as training has it
             torch.randint(0, CLASSES, (batch,)),
             torch.randint(0, 1000, (batch,)),
         )
