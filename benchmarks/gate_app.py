@@ -1,16 +1,26 @@
-"""Gate page speed on 10,000 points: start-up, live readout, and redraw while dragging.
+"""Gate page speed on 10,000 points: segment end to page, live readout, redraw while dragging.
 
-    .venv/bin/python benchmarks/gate_app.py [--points 10000] [--screenshot docs/gate_page.png]
+    .venv/bin/python benchmarks/gate_app.py [--points 10000] [--json out.json]
+        [--screenshot docs/gate_page.png]
 
-Prints: seconds from the ``build_gate_app`` call (inside ``launch_gate``) to the page answering
-HTTP; the readout server function's time per call, as median, p95 and worst (in-process, over
-HTTP, and as the browser sees it while dragging); and the canvas redraw time per frame while
-dragging, read from the page's own performance counter. The browser part needs /usr/bin/chromium.
+Figures (benchmarks/report.py):
+
+- segment end to gate page answering: from a written snapshot Parquet (with item previews, as
+  the flow writes it) to the page's first HTTP 200: ``read_snapshot``, ``launch_gate`` (build and
+  serve) and ``GET /``. Median of ``--startups`` pages started one after another in this process.
+- readout per drag, as the browser sees it while dragging a class centre in Chromium (two
+  drags, pooled); its p95, and per call in-process and over HTTP (a kept-alive connection, as
+  the browser's), measured interleaved; the server-side compute during the drags, to say where
+  the browser's time goes.
+- redraw per frame while dragging, from the page's own performance counter.
+
+The browser part needs /usr/bin/chromium and the playwright package (never a downloaded browser).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import statistics
 import sys
@@ -18,7 +28,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared synthetic data
 
@@ -29,12 +41,16 @@ from app_helpers import (  # noqa: E402
     synthetic_context,
     synthetic_snapshot,
 )
+from report import Figure, add_json_argument, emit  # noqa: E402
 
 from hill_core.config import GateConfig  # noqa: E402
+from hill_core.edits import read_snapshot, write_snapshot  # noqa: E402
+from interaction_app import layout  # noqa: E402
 from interaction_app.layout import Readout  # noqa: E402
 from interaction_app.server import launch_gate  # noqa: E402
 
 ROOT = "document.querySelector('#hill-plot .hill-root')"
+DRAG_STEPS = 120  # pointer moves per drag, 16 ms apart (~2 s of dragging at 60 events/s)
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:
@@ -59,48 +75,113 @@ def demo_ops(num_classes: int) -> dict:
     return {"offsets": offsets, "scales": scales, "moved": moved}
 
 
-def timings_ms(fn, repeats: int) -> list[float]:
-    """Milliseconds of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - t0))
-    return times
+def percentile(times: list[float], q: float) -> float:
+    ordered = sorted(times)
+    return ordered[int(q * (len(ordered) - 1))] if ordered else float("nan")
 
 
-def spread(times: list[float]) -> str:
+def spread(times: list[float], unit: str = "ms") -> str:
     """Median, 95th percentile and worst of a list of timings, as one phrase."""
     if not times:
         return "no samples"
-    ordered = sorted(times)
-    p95 = ordered[int(0.95 * (len(ordered) - 1))]
-    median, worst = statistics.median(ordered), ordered[-1]
-    return f"median {median:.1f} ms, p95 {p95:.1f} ms, worst {worst:.1f} ms"
+    median, p95, worst = statistics.median(times), percentile(times, 0.95), max(times)
+    return f"median {median:.1f} {unit}, p95 {p95:.1f} {unit}, worst {worst:.1f} {unit}"
 
 
-def readout_over_http(url: str, ops: dict, repeats: int) -> list[float]:
-    """Milliseconds per call of the plot's ``readout`` server function through /component_server."""
-    config = json.loads(urllib.request.urlopen(f"{url}config").read())
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    body = json.dumps(
-        {
-            "session_hash": uuid.uuid4().hex,
-            "component_id": plot["id"],
-            "fn_name": "readout",
-            "data": ops,
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
-    )
-    return timings_ms(lambda: urllib.request.urlopen(request).read(), repeats)
+# ---- segment end to page -------------------------------------------------------------------
+def write_gate_snapshot(folder: Path, points: int) -> Path:
+    """The gate's snapshot as the flow writes it: N rows with a digit preview each (~0.4 MB)."""
+    snapshot = synthetic_snapshot(points)
+    snapshot["item"] = digit_previews(snapshot["label"].tolist())
+    return write_snapshot(folder / "snapshot_0004.parquet", snapshot, 4, "run0001")
 
 
-def browser_drag(url: str) -> dict:
-    """Drag a class centre in Chromium; redraw and readout-round-trip times from the page."""
+def page_up_seconds(path: Path, context) -> tuple[float, object]:
+    """Seconds from reading the snapshot file to the page's first 200 (``GET /``); the server
+    is returned running."""
+    t0 = time.perf_counter()
+    snapshot, _ = read_snapshot(path)
+    server = launch_gate(snapshot, context, lambda d: None, GateConfig())
+    wait_http(server.url)
+    return time.perf_counter() - t0, server
+
+
+def startup_times(path: Path, context, repeats: int) -> list[float]:
+    """``page_up_seconds`` of ``repeats`` pages, one after another (each closed before the next)."""
+    times = []
+    for _ in range(repeats):
+        seconds, server = page_up_seconds(path, context)
+        server.close(0)
+        times.append(seconds)
+    return times
+
+
+# ---- readout -------------------------------------------------------------------------------
+@contextmanager
+def server_compute_ms():
+    """Times every ``Readout`` call in this process (the page's server function included)."""
+    samples: list[float] = []
+    call = layout.Readout.__call__
+
+    def timed(self, ops):
+        t0 = time.perf_counter()
+        try:
+            return call(self, ops)
+        finally:
+            samples.append(1000 * (time.perf_counter() - t0))
+
+    layout.Readout.__call__ = timed
+    try:
+        yield samples
+    finally:
+        layout.Readout.__call__ = call
+
+
+class ReadoutOverHttp:
+    """The plot's ``readout`` server function through /component_server, on one kept-alive
+    connection (as the browser's fetch reuses its own)."""
+
+    def __init__(self, url: str, ops: dict):
+        config = json.loads(urllib.request.urlopen(f"{url}config").read())
+        plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+        self.body = json.dumps(
+            {
+                "session_hash": uuid.uuid4().hex,
+                "component_id": plot["id"],
+                "fn_name": "readout",
+                "data": ops,
+            }
+        )
+        where = urlsplit(url)
+        self.connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+
+    def __call__(self) -> dict:
+        headers = {"Content-Type": "application/json"}
+        self.connection.request("POST", "/gradio_api/component_server/", self.body, headers)
+        response = self.connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"readout over HTTP: {response.status} {body[:200]!r}")
+        return json.loads(body)
+
+
+def interleaved_ms(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, calling them in turn ``repeats`` times."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(1000 * (time.perf_counter() - t0))
+    return times
+
+
+def browser_drags(url: str, drags: int) -> dict:
+    """Drag class 3's centre out and back ``drags`` times in Chromium; the page's readout round
+    trips (from the call to its answer shown) and redraw times, pooled over the drags."""
     from playwright.sync_api import sync_playwright
 
+    readouts, draws, seconds = [], [], 0.0
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -108,33 +189,39 @@ def browser_drag(url: str) -> dict:
         page.wait_for_function(f"() => {ROOT} && {ROOT}.hill && {ROOT}.hill.perf.draws > 0")
         page.evaluate("() => document.fonts.ready.then(() => true)")
         page.wait_for_timeout(300)
-        page.evaluate(f"() => {{ {ROOT}.hill.perf.samples.length = 0; }}")
-        x, y = page.evaluate(f"() => {ROOT}.hill.toClient(...{ROOT}.hill.handle(3))")
-        page.mouse.move(x, y)
-        page.mouse.down()
-        t0 = time.perf_counter()
-        for k in range(1, 121):  # two seconds of dragging at ~60 events/s
-            page.mouse.move(x + k, y - 0.5 * k)
-            page.wait_for_timeout(16)
-        seconds = time.perf_counter() - t0
-        page.mouse.up()
-        page.wait_for_timeout(400)
-        perf = page.evaluate(
-            f"() => ({{draw: {ROOT}.hill.perf.samples.slice(), "
-            f"readout: {ROOT}.hill.readoutPerf.samples.slice()}})"
-        )
+        for k in range(drags):
+            page.evaluate(
+                f"() => {{ {ROOT}.hill.perf.samples.length = 0; "
+                f"{ROOT}.hill.readoutPerf.samples.length = 0; }}"
+            )
+            seconds += drag_class(page, 3, 1 if k % 2 == 0 else -1)
+            perf = page.evaluate(
+                f"() => ({{draw: {ROOT}.hill.perf.samples.slice(), "
+                f"readout: {ROOT}.hill.readoutPerf.samples.slice()}})"
+            )
+            readouts += perf["readout"]
+            draws += perf["draw"]
         browser.close()
-    draws = perf["draw"]
-    return {
-        "frames": len(draws),
-        "fps": len(draws) / seconds,
-        "draw_median_ms": statistics.median(draws),
-        "draw_p95_ms": sorted(draws)[int(0.95 * (len(draws) - 1))],
-        "readout_calls": len(perf["readout"]),
-        "readout_roundtrips_ms": perf["readout"],
-    }
+    return {"readout_ms": readouts, "draw_ms": draws, "fps": len(draws) / seconds}
 
 
+def drag_class(page, c: int, sign: int) -> float:
+    """One drag of class ``c``'s centre, ``DRAG_STEPS`` moves; returns its seconds. Waits for
+    the last readout (the one after the drag, of the final layout) to come back."""
+    x, y = page.evaluate(f"() => {ROOT}.hill.toClient(...{ROOT}.hill.handle({c}))")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    t0 = time.perf_counter()
+    for k in range(1, DRAG_STEPS + 1):
+        page.mouse.move(x + sign * k, y - sign * 0.5 * k)
+        page.wait_for_timeout(16)
+    seconds = time.perf_counter() - t0
+    page.mouse.up()
+    page.wait_for_timeout(400)
+    return seconds
+
+
+# ---- screenshot for the README -----------------------------------------------------------
 def digit_previews(labels) -> list[str]:
     """A real scikit-learn digit of each point's class, as the snapshot's ``item`` previews."""
     import torch
@@ -204,44 +291,90 @@ def show_an_edit(page) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=100, help="readout calls per way")
+    parser.add_argument("--startups", type=int, default=5, help="pages started, for the median")
+    parser.add_argument("--drags", type=int, default=2)
     parser.add_argument("--screenshot", type=Path, help="also save a 10-class screenshot here")
+    add_json_argument(parser)
     args = parser.parse_args()
 
-    snapshot = synthetic_snapshot(args.points)
-    ops = demo_ops(10)
+    n = f"{args.points:,} points"
     with tempfile.TemporaryDirectory() as tmp:
+        path = write_gate_snapshot(Path(tmp), args.points)
         context = synthetic_context(Path(tmp) / "edits.parquet")
-        t0 = time.perf_counter()
-        server = launch_gate(snapshot, context, lambda d: None, GateConfig())
-        wait_http(server.url)
-        startup = time.perf_counter() - t0
-        with server:
+        startup = startup_times(path, context, args.startups)
+        _, server = page_up_seconds(path, context)
+        with server, server_compute_ms() as compute:
+            snapshot, _ = read_snapshot(path)
+            ops = demo_ops(10)
             readout = Readout(snapshot, 10, context.weights)
-            readout(ops)  # warm-up: the first call builds what later calls reuse
-            in_process = timings_ms(lambda: readout(ops), args.repeats)
-            over_http = readout_over_http(server.url, ops, args.repeats)
-            print(f"points: {args.points}")
-            print(f"build_gate_app call -> page answers HTTP: {startup:.2f} s")
-            print(f"readout server function in-process: {spread(in_process)}")
-            print(f"readout server function over HTTP: {spread(over_http)}")
+            over_http = ReadoutOverHttp(server.url, ops)
+            over_http()  # warm-up: the connection and the session
+            readout(ops)
+            ways = interleaved_ms(
+                {"in-process": lambda: readout(ops), "HTTP": over_http}, args.repeats
+            )
+            compute.clear()
             reason = browser_missing_reason()
-            if reason:
-                print(f"browser figures skipped: {reason}")
-            else:
-                b = browser_drag(server.url)
-                print(
-                    f"redraw while dragging: median {b['draw_median_ms']:.1f} ms, "
-                    f"p95 {b['draw_p95_ms']:.1f} ms per frame ({b['frames']} frames, "
-                    f"{b['fps']:.0f} fps)"
-                )
-                print(
-                    f"readout round trip as the page sees it while dragging: "
-                    f"{spread(b['readout_roundtrips_ms'])} "
-                    f"({b['readout_calls']} calls, throttled to one per 80 ms)"
-                )
+            browser = browser_drags(server.url, args.drags) if not reason else None
+    figures = [
+        Figure(
+            f"segment end to gate page answering, {n}",
+            statistics.median(startup),
+            "s",
+            "<=",
+            1.0,
+            f"read_snapshot + launch_gate + first GET / 200, median of {len(startup)} pages "
+            f"started in turn (the process's first page first): "
+            f"{', '.join(f'{t:.2f}' for t in startup)} s",
+        ),
+        *readout_figures(n, ways, compute, browser, reason),
+    ]
+    emit(figures, args.json)
     if args.screenshot:
         screenshot(args.screenshot)
+
+
+def readout_figures(n: str, ways: dict, compute: list, browser: dict | None, reason) -> list:
+    """The browser's readout figure (the target), then what it is made of, reported only."""
+    inproc, http = ways["in-process"], ways["HTTP"]
+    calls = [
+        Figure(
+            f"readout per call, {n} (in-process)",
+            statistics.median(inproc),
+            "ms",
+            detail=f"{spread(inproc)}; {len(inproc)} calls, interleaved with HTTP",
+        ),
+        Figure(
+            f"readout per call, {n} (HTTP, kept-alive)",
+            statistics.median(http),
+            "ms",
+            detail=spread(http),
+        ),
+    ]
+    if browser is None:
+        missing = Figure(f"readout per drag, {n} (browser)", float("nan"), "ms", "<=", 30.0, reason)
+        return [missing, *calls]
+    rt, draws = browser["readout_ms"], browser["draw_ms"]
+    figure = Figure(
+        f"readout per drag, {n} (browser)",
+        statistics.median(rt),
+        "ms",
+        "<=",
+        30.0,
+        f"median of {len(rt)} calls while dragging (one in flight, one per 80 ms); p95 "
+        f"{percentile(rt, 0.95):.1f} ms; server compute median {statistics.median(compute):.1f} "
+        f"ms; in-process median {calls[0].value:.1f} ms, HTTP median {calls[1].value:.1f} ms",
+    )
+    p95 = Figure(f"readout per drag, {n} (browser), p95", percentile(rt, 0.95), "ms",
+                 detail=spread(rt))  # fmt: skip
+    redraw = Figure(
+        f"redraw per frame while dragging, {n} (browser)",
+        statistics.median(draws),
+        "ms",
+        detail=f"{spread(draws)}; {len(draws)} frames, {browser['fps']:.0f} fps",
+    )
+    return [figure, p95, *calls, redraw]
 
 
 if __name__ == "__main__":

@@ -150,4 +150,3 @@ def memory_format(input_shape: tuple[int, ...]) -> torch.memory_format:
 def model_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A batch (B, ...) on ``device``, in the memory format the model was built for."""
     return x.to(device, non_blocking=True, memory_format=memory_format(tuple(x.shape[1:])))
-

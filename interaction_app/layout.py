@@ -13,17 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from hill_core.edits import EditsError, make_edits
-from hill_core.losses import (
-    LossWeights,
-    class_stats,
-    frame_of,
-    human_components,
-    layout_loss,
-    moved_in_batch,
-)
+from hill_core.losses import MIN_FRAME_CLASSES, TINY, LossWeights, layout_loss
 from hill_core.teacher import (
     SCALE_TOLERANCE,
     SHIFT_TOLERANCE,
@@ -158,12 +150,17 @@ class Readout:
     original class centres, plus the absolute positions of individually moved points. The
     same rule draws the points in the browser (static/gate_state.js, ``recompute``).
 
-    What does not change between drags is computed once: the gate layout's class centres,
-    spreads and radius (the teacher's "before" side) and the current layout's class centres
-    and spreads (all the frame and the centre and spread terms read of it). A call then costs
-    the edited layout's class statistics and the moved points, not a pass over a 10,000-row
-    table and its (N, C) one-hot. ``reference`` computes the same numbers the long way
-    (hill_core's ``teacher_from_edits`` and ``layout_loss``); the tests tie the two.
+    A call is NumPy on float64, no torch: the loss terms act on per-class statistics (C rows),
+    and torch's matmul on tensors that small still wakes MKL's thread team, which on a busy
+    2-core machine waits for whole scheduler slices (the torch version took 4 to 15 ms a call
+    in the median at 10,000 points, in steps of ~4 ms; this one ~1 ms). What does not change
+    between drags is computed once: the gate layout's class centres, spreads and radius (the
+    teacher's "before" side), which are also the current layout's (the page scores the gate's
+    own layout). A call then costs one bincount pass over the N points for the edited layout's
+    class statistics, and the moved points.
+
+    ``reference`` computes the same numbers the long way (hill_core's ``teacher_from_edits``
+    and ``layout_loss`` over all N points, float32); the tests tie the two.
     """
 
     def __init__(self, snapshot: pd.DataFrame, num_classes: int, weights: LossWeights):
@@ -174,26 +171,16 @@ class Readout:
         self.xy = snapshot[["x", "y"]].to_numpy(np.float64)  # (N, 2)
         self.ids = snapshot["sample_id"].to_numpy(np.int64)  # (N,)
         self.index = {int(s): i for i, s in enumerate(self.ids)}
-        # The gate ("before") side of every teacher: the snapshot's own layout.
-        centers, spreads, present, rms = layout_stats(self.xy, self.labels, num_classes)
-        self.centers, self.spreads, self.present = centers, spreads, present  # (C, 2), (C,), (C,)
-        self.radius = max(rms, 1e-6)
+        # The gate ("before") side of every teacher: the snapshot's own layout. The current
+        # layout is the same table, so its class centres mu and spreads s are these too.
+        self.centers, self.spreads, self.present = class_stats_np(self.xy, self.labels, num_classes)
+        everyone = np.zeros(len(self.xy), np.int64)  # one class: the layout's RMS radius
+        self.radius = max(layout_stats(self.xy, everyone, 1)[3], 1e-6)
+        self.weight_vector = np.array([weights.w_center, weights.w_spread, weights.w_point])
+        # Only for ``reference``: the current layout as layout_loss takes it.
         self.current = torch.tensor(self.xy, dtype=torch.float32)
         self.labels_t = torch.tensor(self.labels)
         self.ids_t = torch.tensor(self.ids)
-        # The current layout's class statistics, as a stand-in batch of two points per class
-        # (mu_c +- (s_c, 0)): its centres and spreads are the whole layout's, so the frame and
-        # L_center / L_spread come out as over all N points, at the cost of 2C.
-        onehot = F.one_hot(self.labels_t, num_classes).to(torch.float32)
-        mu, s = class_stats(self.current, onehot)
-        here = onehot.sum(0) > 0  # (C,)
-        cls = torch.arange(num_classes)[here]
-        offset = torch.stack([s[here], torch.zeros_like(s[here])], dim=1)
-        self.stand_in = torch.cat([mu[here] + offset, mu[here] - offset])  # (2C', 2)
-        self.stand_in_labels = torch.cat([cls, cls])
-        never = int(self.ids.min()) - 1 if self.ids.min() > -(2**63) else int(self.ids.max()) + 1
-        self.stand_in_ids = torch.full((len(self.stand_in),), never, dtype=torch.int64)
-        self.mu, self.here = mu, here
 
     def positions(self, ops: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Edited positions (N, 2) and moved flags (N,) from the page's edit state."""
@@ -210,8 +197,9 @@ class Readout:
                 moved[i] = True
         return q, moved
 
-    def teacher(self, q: np.ndarray, moved: np.ndarray) -> Teacher:
-        """The teacher of edited positions q (N, 2), as ``teacher_from_edits`` reads them.
+    def edit_arrays(self, q: np.ndarray, moved: np.ndarray) -> dict[str, np.ndarray]:
+        """The teacher of edited positions q (N, 2) as float64/bool/int64 arrays (the fields of
+        :class:`Teacher`), as ``teacher_from_edits`` reads them.
 
         hill_core/teacher.py's ``class_edits`` rule, with the gate's side precomputed: a class
         is shifted and scaled by its points that were not moved one by one (all of them, when
@@ -219,39 +207,53 @@ class Readout:
         """
         labels, num_classes = self.labels, self.num_classes
         whole = ~moved
-        has_whole = np.bincount(labels[whole], minlength=num_classes) > 0
+        has_whole = np.bincount(labels[whole], minlength=num_classes) > 0  # (C,)
         use = whole | ~has_whole[labels]  # (N,) the points that speak for their class
         if use.all():
             c0, s0 = self.centers, self.spreads
-            c1, s1, _, _ = layout_stats(q, labels, num_classes)
+            c1, s1, _ = class_stats_np(q, labels, num_classes)
         else:
-            c0, s0, _, _ = layout_stats(self.xy[use], labels[use], num_classes)
-            c1, s1, _, _ = layout_stats(q[use], labels[use], num_classes)
+            c0, s0, _ = class_stats_np(self.xy[use], labels[use], num_classes)
+            c1, s1, _ = class_stats_np(q[use], labels[use], num_classes)
         present = self.present
-        shift = np.where(has_whole[:, None], c1 - c0, 0.0)
+        shift = np.where(has_whole[:, None], c1 - c0, 0.0)  # (C, 2)
         ratio = np.divide(s1, s0, out=np.ones(num_classes), where=s0 > 0)
         ratio = np.where(has_whole, ratio, 1.0)
         shifted = present & (np.linalg.norm(shift, axis=1) > SHIFT_TOLERANCE)
         scaled = present & (np.abs(ratio - 1.0) > SCALE_TOLERANCE) & (s0 > 0)
         shifts = np.where(shifted[:, None], shift, 0.0)
-        targets = self.centers + shifts
+        targets = self.centers + shifts  # (C, 2)
         rows = np.flatnonzero(moved)
-        rows = rows[np.argsort(self.ids[rows], kind="stable")]
-        moved_q = q[rows]
-        home = _nearest_class(moved_q, targets, present)
+        rows = rows[np.argsort(self.ids[rows], kind="stable")]  # by sample id, as the teacher
+        moved_q = q[rows]  # (M, 2)
+        return {
+            "gate_centers": self.centers,
+            "gate_spreads": self.spreads,
+            "shifts": shifts,
+            "shifted": shifted,
+            "scales": np.where(scaled, ratio, 1.0),
+            "scaled": scaled,
+            "anchors": present & ~shifted & ~scaled,
+            "moved_rows": rows,
+            "moved_targets": moved_q,
+            "moved_home": _nearest_class(moved_q, targets, present),
+            "target_centers": targets,
+            "gate_radius": np.float64(self.radius),
+        }
+
+    def teacher(self, q: np.ndarray, moved: np.ndarray) -> Teacher:
+        """:meth:`edit_arrays` as the :class:`Teacher` ``teacher_from_edits`` builds (float32
+        tensors, refused unless finite): what the tests compare field by field."""
+        a = self.edit_arrays(q, moved)
+        fields = {
+            k: torch.tensor(v) if v.dtype == bool else _float32(k, v)
+            for k, v in a.items()
+            if k not in ("moved_rows", "moved_home")
+        }
         return Teacher(
-            gate_centers=_float32("gate_centers", self.centers),
-            gate_spreads=_float32("gate_spreads", self.spreads),
-            shifts=_float32("shifts", shifts),
-            shifted=torch.tensor(shifted),
-            scales=_float32("scales", np.where(scaled, ratio, 1.0)),
-            scaled=torch.tensor(scaled),
-            anchors=torch.tensor(present & ~shifted & ~scaled),
-            moved_ids=torch.tensor(self.ids[rows]),
-            moved_targets=_float32("moved_targets", moved_q),
-            moved_home=torch.tensor(home, dtype=torch.int64),
-            target_centers=_float32("target_centers", targets),
-            gate_radius=_float32("gate_radius", np.float64(self.radius)),
+            **fields,
+            moved_ids=torch.tensor(self.ids[a["moved_rows"]]),
+            moved_home=torch.tensor(a["moved_home"], dtype=torch.int64),
         )
 
     def __call__(self, ops: dict[str, Any]) -> dict[str, float]:
@@ -259,21 +261,55 @@ class Readout:
         q, moved = self.positions(ops)
         if not np.isfinite(q).all():
             raise ValueError("readout: edit state holds a non-finite position")
-        teacher = self.teacher(q, moved)
-        with torch.no_grad():
-            parts = human_components(
-                self.stand_in, self.stand_in_labels, self.stand_in_ids, teacher
-            )
-            rows = torch.from_numpy(np.flatnonzero(moved))
-            if len(rows):  # L_point over the moved points alone: the others add nothing
-                frame = frame_of(self.mu, self.here, teacher)
-                p = self.current[rows]
-                _, target = moved_in_batch(p, self.ids_t[rows], teacher, self.mu, self.here, frame)
-                parts["l_point"] = (((p - target) / frame.unit) ** 2).sum(1).mean()
-            l_human = torch.stack(list(parts.values())) @ self.weights.vector(self.current)
+        a = self.edit_arrays(q, moved)
+        for name in ("shifts", "scales", "moved_targets", "target_centers"):
+            _check_float32(name, a[name])  # as the teacher would refuse them
+        parts = self.components(a)
         values = {k: float(v) for k, v in parts.items()}
-        values.update(l_human=float(l_human))
+        values.update(l_human=float(np.array(list(parts.values())) @ self.weight_vector))
         return values
+
+    def components(self, a: dict[str, np.ndarray]) -> dict[str, float]:
+        """hill_core/losses.py's ``human_components`` of the current layout (all N points, by
+        its class statistics) against the teacher ``a`` (:meth:`edit_arrays`), in float64."""
+        mu, s, here = self.centers, self.spreads, self.present  # the current layout's (C, ...)
+        origin, origin0, growth = self.frame(a["anchors"])
+        unit = growth * a["gate_radius"]
+        expected = origin + growth * (a["gate_centers"] - origin0)  # (C, 2)
+        # L_center: progress along the shift, beyond where the frame expects the class.
+        length = np.linalg.norm(a["shifts"], axis=1)  # (C,)
+        direction = a["shifts"] / np.maximum(length, TINY)[:, None]
+        progress = ((mu - expected) * direction).sum(1)
+        short = np.maximum(growth * length - progress, 0.0) / unit
+        l_center = _masked_mean(short**2, here & a["shifted"])
+        # L_spread: one-sided, in the direction the person scaled.
+        target = a["scales"] * a["gate_spreads"] * growth
+        sign = np.where(a["scales"] < 1, 1.0, -1.0)
+        excess = np.maximum(sign * (s - target), 0.0) / unit
+        l_spread = _masked_mean(excess, here & a["scaled"])
+        # L_point over the moved points alone (the others add nothing): each goes to its
+        # target, which follows its home class (every class is present in the whole layout).
+        home = a["moved_home"]  # (M,)
+        centre = np.where(here[:, None], mu, expected + growth * a["shifts"])[home]  # (M, 2)
+        goal = centre + growth * (a["moved_targets"] - a["target_centers"][home])
+        p = self.xy[a["moved_rows"]]  # (M, 2) where the moved points are now
+        l_point = float((((p - goal) / unit) ** 2).sum(1).mean()) if len(p) else 0.0
+        return {"l_center": l_center, "l_spread": l_spread, "l_point": l_point}
+
+    def frame(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """hill_core/losses.py's ``frame_of`` of the current layout: origin (2,) now, origin0 (2,)
+        at the gate, and growth, fitted on the untouched classes (every class present when
+        fewer than MIN_FRAME_CLASSES are untouched)."""
+        use = self.present & anchors
+        if use.sum() < MIN_FRAME_CLASSES:
+            use = self.present
+        n = max(float(use.sum()), 1.0)
+        mu, c0 = self.centers[use], self.centers[use]  # current and gate: the same layout
+        origin, origin0 = mu.sum(0) / n, c0.sum(0) / n
+        radius = np.sqrt(((mu - origin) ** 2).sum() / n)
+        radius0 = np.sqrt(((c0 - origin0) ** 2).sum() / n)
+        growth = radius / max(radius0, TINY) if radius0 > TINY else 1.0
+        return origin, origin0, float(growth)
 
     def reference(self, ops: dict[str, Any]) -> dict[str, float]:
         """The same readout the long way: an edits table, ``teacher_from_edits``, then
@@ -282,3 +318,31 @@ class Readout:
         edits = make_edits(self.snapshot, q[:, 0], q[:, 1], moved, "", 0)
         teacher = teacher_from_edits(edits, self.num_classes)
         return layout_loss(self.current, self.labels_t, self.ids_t, teacher, self.weights)
+
+
+def class_stats_np(
+    xy: np.ndarray, labels: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class centres (C, 2), spreads (C,) and presence (C,) of points xy (N, 2), as
+    hill_core's ``layout_stats`` (zeros where absent), in one bincount pass instead of C masks."""
+    counts = np.bincount(labels, minlength=num_classes)  # (C,)
+    per = np.maximum(counts, 1)
+    cx = np.bincount(labels, weights=xy[:, 0], minlength=num_classes) / per
+    cy = np.bincount(labels, weights=xy[:, 1], minlength=num_classes) / per
+    dist = np.hypot(xy[:, 0] - cx[labels], xy[:, 1] - cy[labels])  # (N,)
+    spreads = np.bincount(labels, weights=dist, minlength=num_classes) / per
+    return np.stack([cx, cy], axis=1), spreads, counts > 0
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of ``values`` (C,) where ``mask``; 0 when nothing is masked in (as the loss)."""
+    return float(values[mask].sum() / max(float(mask.sum()), 1.0))
+
+
+def _check_float32(name: str, values: np.ndarray) -> None:
+    """Refuse what the teacher refuses: a value not finite once cast to the loss's float32."""
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.asarray(values, np.float32)).all():
+            raise EditsError(
+                f"teacher: {name} is not finite in float32 (edited positions too large)"
+            )
