@@ -7,6 +7,10 @@
 #   VENV               the project's virtual environment (default .venv)
 #   HILL_PROJECT_DIR   where the worker and the gate service run: the hill project whose
 #                      params.yaml, runs/ and data/ they use (default: this checkout)
+#   HILL_DB=postgres   the servers' databases: postgres (the production stack), or sqlite for one
+#                      user (`hill up`): Prefect's own prefect.db in $HILL_INFRA_DIR/prefect, and
+#                      MLflow over the project's mlflow.db and mlartifacts/, the very store
+#                      `hill run` writes without a server, so runs stay in one place either way
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$(cd "$ROOT" && realpath -m "${VENV:-.venv}")"
 HILL_INFRA_DIR="$(cd "$ROOT" && realpath -m "${HILL_INFRA_DIR:-.hill-infra}")"
@@ -20,6 +24,11 @@ HILL_WORKER_NAME="${HILL_WORKER_NAME:-hill-worker}"
 HILL_MLFLOW_WORKERS="${HILL_MLFLOW_WORKERS:-2}"
 HILL_HEALTH_TIMEOUT="${HILL_HEALTH_TIMEOUT:-120}"
 HILL_STOP_TIMEOUT="${HILL_STOP_TIMEOUT:-20}"
+HILL_DB="${HILL_DB:-postgres}"
+case "$HILL_DB" in
+  postgres | sqlite) ;;
+  *) echo "HILL_DB must be postgres or sqlite, not '$HILL_DB'" >&2; exit 1 ;;
+esac
 
 SERVICES=(postgres prefect mlflow worker gate) # start order; down.sh stops in reverse
 PIDS="$HILL_INFRA_DIR/pids"

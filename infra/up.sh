@@ -5,7 +5,8 @@
 #                                # dead or unhealthy ones are (re)started
 #   infra/up.sh worker gate      # just those (they need the servers up)
 #   infra/down.sh [service...]   # stops what this started
-# Services: postgres prefect mlflow worker gate. Ports and state folder: see infra/lib.sh.
+#   HILL_DB=sqlite infra/up.sh prefect mlflow   # one user's servers, no PostgreSQL (`hill up`)
+# Services: postgres prefect mlflow worker gate. Ports, state folder, HILL_DB: see infra/lib.sh.
 # Everything listens on 127.0.0.1 only; state, pids and logs live in $HILL_INFRA_DIR.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -32,6 +33,8 @@ fi
 PG_PASSWORD="$(cat "$SECRETS/pg-password")"
 (umask 077 && printf '127.0.0.1:*:*:hill:%s\n' "$PG_PASSWORD" >"$SECRETS/pgpass")
 PG_URL="hill@127.0.0.1:$HILL_PG_PORT" # no password: libpq takes it from PGPASSFILE
+# Nothing in git: the state folder may sit in a user's project (`hill up` puts it there).
+[ -e "$HILL_INFRA_DIR/.gitignore" ] || echo '*' >"$HILL_INFRA_DIR/.gitignore"
 
 common_env=(
   PREFECT_HOME="$HILL_INFRA_DIR/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
@@ -144,9 +147,12 @@ up_prefect() {
     say "prefect: running (pid $(read_pid prefect)) at $PREFECT_API"; return
   fi
   need_port_free prefect "$HILL_PREFECT_PORT"
+  # sqlite: Prefect's default database, prefect.db in its PREFECT_HOME (prefect/ here).
+  local db=()
+  [ "$HILL_DB" = sqlite ] ||
+    db=(PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://hill:$PG_PASSWORD@127.0.0.1:$HILL_PG_PORT/prefect")
   # The UI finds its API from PREFECT_SERVER_API_HOST/PORT (else it calls 127.0.0.1:4200).
-  spawn prefect env "${common_env[@]}" \
-    PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://hill:$PG_PASSWORD@127.0.0.1:$HILL_PG_PORT/prefect" \
+  spawn prefect env "${common_env[@]}" "${db[@]}" \
     PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT="$HILL_PREFECT_PORT" \
     "$VENV/bin/prefect" server start --host 127.0.0.1 --port "$HILL_PREFECT_PORT"
   await prefect prefect_healthy
@@ -154,6 +160,16 @@ up_prefect() {
 }
 
 # --- MLflow tracking server -----------------------------------------------------------------
+# sqlite: the project's own store, as `hill run` writes it without a server, artifacts as plain
+# file:// locations that a client on this machine writes directly (not proxied), so that an
+# experiment created through the server stays usable without it and the other way round.
+if [ "$HILL_DB" = sqlite ]; then
+  mlflow_store=(--backend-store-uri "sqlite:///$HILL_PROJECT_DIR/mlflow.db"
+    --default-artifact-root "file://$HILL_PROJECT_DIR/mlartifacts" --no-serve-artifacts)
+else
+  mlflow_store=(--backend-store-uri "postgresql://$PG_URL/mlflow"
+    --artifacts-destination "$HILL_INFRA_DIR/mlartifacts")
+fi
 mlflow_healthy() { http_ok "$MLFLOW_URI/health" OK; }
 up_mlflow() {
   if running_healthy mlflow mlflow_healthy; then
@@ -165,8 +181,7 @@ up_mlflow() {
   local p="$HILL_MLFLOW_PORT"
   spawn mlflow env "${common_env[@]}" PGPASSFILE="$SECRETS/pgpass" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
     "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$p" --workers "$HILL_MLFLOW_WORKERS" \
-    --backend-store-uri "postgresql://$PG_URL/mlflow" \
-    --artifacts-destination "$HILL_INFRA_DIR/mlartifacts" \
+    "${mlflow_store[@]}" \
     --allowed-hosts "127.0.0.1,127.0.0.1:$p,localhost,localhost:$p" \
     --x-frame-options SAMEORIGIN
   await mlflow mlflow_healthy
@@ -210,9 +225,24 @@ up_gate() {
   say "gate: started (pid $(read_pid gate)) at http://127.0.0.1:$HILL_GATE_PORT/"
 }
 
+# The Prefect and MLflow servers need only PostgreSQL (or nothing, on sqlite), not each other:
+# they start side by side, each in a subshell whose `die` ends only itself; the worker and the
+# gate service need both, so they wait.
+starting=()
+wait_started() {
+  local job failed=0
+  for job in "${starting[@]}"; do wait "$job" || failed=1; done
+  starting=()
+  [ $failed = 0 ] || die "up.sh: a server failed to start (see above)"
+}
 for s in "${SERVICES[@]}"; do
-  if [[ " ${wanted[*]} " == *" $s "* ]]; then "up_$s"; fi
+  [[ " ${wanted[*]} " == *" $s "* ]] || continue
+  case "$s" in
+    prefect | mlflow) "up_$s" & starting+=($!) ;;
+    *) wait_started; "up_$s" ;;
+  esac
 done
+wait_started
 
 printf 'export PREFECT_API_URL=%s\nexport MLFLOW_TRACKING_URI=%s\n' "$PREFECT_API" "$MLFLOW_URI" |
   tee "$HILL_INFRA_DIR/env.sh"

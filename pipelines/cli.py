@@ -1,13 +1,18 @@
 """`hill`: run, replay, compare, gate, serve and demo from the terminal.
 
 Every command reads params.yaml (or ``--params``) with ``-S section.key=value`` overrides on
-top, exactly as the flow, the gate page and dvc.yaml do.
+top, exactly as the flow, the gate page and dvc.yaml do. Commands that talk to Prefect or MLflow
+use the servers `hill up` started when they answer (``pipelines.servers``). This module imports
+only typer and the config: each command imports what it needs, so `hill --help` and a mistake
+in a command line cost a fraction of a second, not torch's, Prefect's and MLflow's imports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,6 +84,19 @@ def _config(params: Path, sets: list[str] | None) -> Config:
     return load_config(params, sets or [])
 
 
+@contextlib.contextmanager
+def _servers(announce: bool = True, prefect: bool = True) -> Iterator[None]:
+    """Use the servers `hill up` started, when they answer and nothing explicit says otherwise;
+    with ``announce``, say in one line which servers the command uses."""
+    from pipelines.servers import resolve, using
+
+    servers = resolve(Path.cwd(), prefect=prefect)
+    if announce:
+        typer.echo(servers.line(), err=True)
+    with using(servers):
+        yield
+
+
 def _check_strategy(autopilot: str | None) -> None:
     from pipelines.preflight import check_strategy  # the flow's own check, before any work
 
@@ -133,7 +151,8 @@ def run(
     mode = "baseline" if baseline else "guided"
     spec = RunSpec(name=name, mode=mode, autopilot=autopilot, progress=progress, git_add=git_add)
     _preflight(cfg, spec)
-    _report(guided_training(cfg.to_dict(), spec), metrics, cfg, git_add)
+    with _servers():
+        _report(guided_training(cfg.to_dict(), spec), metrics, cfg, git_add)
 
 
 def _check_git() -> None:
@@ -186,7 +205,8 @@ def replay(
     check_replay_config(cfg, folder)
     spec = RunSpec(name=name, mode="replay", replay_from=str(folder), progress=progress)
     _preflight(cfg, spec)
-    _report(guided_training(cfg.to_dict(), spec), metrics)
+    with _servers():
+        _report(guided_training(cfg.to_dict(), spec), metrics)
 
 
 @app.command()
@@ -203,7 +223,8 @@ def compare(
     from pipelines.compare import browse_hint
     from pipelines.compare import compare as compare_runs
 
-    text, plot = compare_runs(out, _config(params, sets).tracking.experiment_prefix)
+    with _servers(announce=False, prefect=False):
+        text, plot = compare_runs(out, _config(params, sets).tracking.experiment_prefix)
     typer.echo(text)
     if plot is not None:
         typer.echo(f"\nPlot: {plot}")
@@ -246,7 +267,8 @@ def serve(
 
     _check_strategy(autopilot)
     check_cron(cron, "UTC")
-    serve_flow(_config(params, sets), cron, name, autopilot)
+    with _servers(announce=False):
+        serve_flow(_config(params, sets), cron, name, autopilot)
 
 
 @app.command()
@@ -268,13 +290,14 @@ def resume(
     started = resume_params(_config(params, None), run_name)
     from pipelines.tracking import live_process
 
-    pid = live_process(from_dict(started["config"]), run_name)
-    if pid is not None:
-        raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
-    for flow_run_id in retire_flow_runs(run_name):
-        typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
-    spec = RunSpec(**{**started["spec"], "progress": progress})
-    _report(guided_training(started["config"], spec), None)
+    with _servers():
+        pid = live_process(from_dict(started["config"]), run_name)
+        if pid is not None:
+            raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
+        for flow_run_id in retire_flow_runs(run_name):
+            typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
+        spec = RunSpec(**{**started["spec"], "progress": progress})
+        _report(guided_training(started["config"], spec), None)
 
 
 @app.command()
@@ -301,7 +324,8 @@ def deploy(
 
     _check_strategy(autopilot)
     cfg = _config(params, sets)
-    deployment_id = deploy_flow(cfg, name, pool, cron, timezone, autopilot, concurrency)
+    with _servers(announce=False):
+        deployment_id = deploy_flow(cfg, name, pool, cron, timezone, autopilot, concurrency)
     when = f"on {cron!r} ({timezone})" if cron else "without a schedule"
     typer.echo(f"Deployment guided-training/{name} ({deployment_id}) on pool {pool}, {when}")
     typer.echo(f"Run it now: prefect deployment run guided-training/{name}")
@@ -335,7 +359,8 @@ def study(
         _check_strategy(strategy)
     cfg = _config(params, [*(sets or []), *([f"hill.guard={guard}"] if guard else [])])
     name = name or f"study-{cfg.data.name}-{cfg.hash()[:8]}-{seeds}x{len(chosen)}"
-    text = run_study(cfg, chosen, seeds, name, dask)
+    with _servers():
+        text = run_study(cfg, chosen, seeds, name, dask)
     typer.echo(text)
     typer.echo(f"\nWrote {cfg.base.run_dir}/{name}/study.csv and study.png")
 
@@ -351,7 +376,7 @@ def gates_list() -> None:
 
     from pipelines.gates import waiting_gates
 
-    with get_client(sync_client=True) as client:
+    with _servers(announce=False), get_client(sync_client=True) as client:
         gates = waiting_gates(client)
     for g in gates:
         typer.echo(g.line())
@@ -373,7 +398,7 @@ def gates_decide(
 
     if decision not in DECISIONS:
         raise HillError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
-    with get_client(sync_client=True) as client:
+    with _servers(announce=False), get_client(sync_client=True) as client:
         gate = decide(client, run_name, epoch, decision)
     typer.echo(f"{gate.run_name}: gate at epoch {gate.epoch} resumed with {decision}")
 
@@ -394,7 +419,8 @@ def gates_serve(
     """
     from pipelines.gate_service import serve as serve_gates
 
-    serve_gates(_config(params, sets), host, port)  # a bad bind or auth: one line, exit 2
+    with _servers(announce=False):
+        serve_gates(_config(params, sets), host, port)  # a bad bind or auth: one line, exit 2
 
 
 @app.command()
@@ -408,6 +434,53 @@ def demo(
     run(params=params, sets=["data.name=digits", *(sets or [])], autopilot=autopilot)
     typer.echo("")
     compare(params=params, sets=sets)
+
+
+@app.command()
+def up(
+    prefect_port: Annotated[
+        int, typer.Option(envvar="HILL_PREFECT_PORT", help="Port of the Prefect server and UI.")
+    ] = 4200,
+    mlflow_port: Annotated[
+        int, typer.Option(envvar="HILL_MLFLOW_PORT", help="Port of the MLflow server and UI.")
+    ] = 5000,
+    postgres: Annotated[
+        bool,
+        typer.Option(
+            "--postgres",
+            help="Put both on PostgreSQL (Debian's `postgresql`), as the production stack does, "
+            "instead of SQLite.",
+        ),
+    ] = False,
+) -> None:
+    """Start a Prefect server and an MLflow server for this project, once, in the background
+    on 127.0.0.1; `hill down` stops them.
+
+    Later commands in this folder (`hill run`, replay, resume, study, compare, gates) use them
+    while they answer: a run no longer starts Prefect's temporary server and MLflow's store
+    each time, and shows in the Prefect UI. MLflow serves this project's own `mlflow.db`
+    and `mlartifacts/`: the runs are the same with or without it. An explicit PREFECT_API_URL
+    or MLFLOW_TRACKING_URI still wins. State and logs: `.hill-infra/` (HILL_INFRA_DIR). Running
+    servers are left alone, dead ones restarted.
+    """
+    from pipelines.servers import up as start
+
+    start(Path.cwd(), prefect_port, mlflow_port, postgres)
+    typer.echo(
+        f"Prefect UI http://127.0.0.1:{prefect_port}, MLflow UI http://127.0.0.1:{mlflow_port}; "
+        "`hill run` here uses them while they answer; `hill down` stops them."
+    )
+    for key in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+        if os.environ.get(key):
+            typer.echo(f"Note: {key} is set ({os.environ[key]}): runs use that, not these.")
+
+
+@app.command()
+def down() -> None:
+    """Stop the servers `hill up` (or infra/up.sh) started for this project; data stays."""
+    from pipelines.servers import down as stop
+
+    stop(Path.cwd())
 
 
 def _report(

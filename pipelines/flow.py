@@ -14,6 +14,7 @@ retry continues, and what ``hill resume`` does after a crash.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from hill_core.decision import GateDecision
 from hill_core.edits import edits_summary, read_edits
 from hill_core.errors import HillError
 from hill_core.guard import GuardVerdict
-from hill_core.loop import Guidance, Progress, baseline_config, drive
+from hill_core.loop import Guidance, Progress, drive
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
 from pipelines.preflight import check_run
@@ -57,7 +58,9 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
     The story is :func:`hill_core.loop.drive`'s; :class:`FlowSteps` runs each step as a task.
 
     Args:
-        config: a resolved config (``Config.to_dict()``), as read from params.yaml.
+        config: a resolved config (``Config.to_dict()``), as read from params.yaml. Plain data,
+            so that Prefect can store it (deployments, the UI, ``flow_params.json``); parsed
+            here once, and the tasks get the parsed :class:`Config`.
         spec: who answers the gates, the run's name and mode (see :class:`RunSpec`).
 
     A user's mistake (:class:`HillError`) ends the flow run Failed with its one line as the
@@ -90,11 +93,11 @@ class FlowSteps:
     def __init__(self, cfg: Config, spec: RunSpec, stack: contextlib.ExitStack):
         self.cfg, self.spec, self.stack = cfg, spec, stack
         self.paths = {"guided": RunPaths.of(cfg, spec.name)}
-        self.configs = {"guided": cfg.to_dict()}
+        self.configs = {"guided": cfg}
         self.trackers = {
             "guided": stack.enter_context(Tracker.start(cfg, spec.name, tags_of(spec)))
         }
-        ckpt, inherited = tasks.prepare(cfg.to_dict(), self.paths["guided"])
+        ckpt, inherited = tasks.prepare(cfg, self.paths["guided"])
         if not ckpt.reused:
             self.trackers["guided"].log_history(inherited)
         self.ckpt = {"guided": ckpt}
@@ -115,7 +118,7 @@ class FlowSteps:
     def fork_baseline(self) -> None:
         """Open the baseline's MLflow run and fork its checkpoint from the guided one."""
         name = f"{self.spec.name}-baseline"
-        base_cfg = baseline_config(self.cfg)
+        base_cfg = lockstep_config(self.cfg)
         guided_id = self.trackers["guided"].run_id
         spec = RunSpec(name=name, mode="baseline", paired_run_id=guided_id,
                        parent_run_id=self.spec.parent_run_id)  # fmt: skip
@@ -123,7 +126,7 @@ class FlowSteps:
         tracker = self.stack.enter_context(Tracker.start(base_cfg, name, tags))
         pair_runs(guided_id, tracker.run_id)
         self.paths["baseline"] = RunPaths.of(base_cfg, name)
-        self.configs["baseline"] = base_cfg.to_dict()
+        self.configs["baseline"] = base_cfg
         self.trackers["baseline"] = tracker
         ckpt, inherited = tasks.prepare(
             self.configs["baseline"], self.paths["baseline"], self.ckpt["guided"].path
@@ -164,7 +167,7 @@ class FlowSteps:
         summaries = {}
         for run, ckpt in self.ckpt.items():
             summary = tasks.final_evaluation(self.configs[run], ckpt)
-            cfg = from_dict(self.configs[run])
+            cfg = self.configs[run]
             data = load_data(cfg.data, cfg.base.seed)  # cached: the evaluation loaded it
             model = tasks.final_model(self.configs[run], ckpt)
             self.trackers[run].log_final(summary, model, data)
@@ -177,6 +180,14 @@ class FlowSteps:
         if "baseline" in summaries:
             summaries["guided"]["baseline"] = summaries["baseline"]
         return summaries["guided"]
+
+
+def lockstep_config(cfg: Config) -> Config:
+    """The paired baseline's config, :func:`hill_core.loop.baseline_config`'s (α = 0, no gates),
+    without parsing the config again: it changes two values of a validated config and drops
+    constraints rather than adding any, so nothing needs validating."""
+    hill = dataclasses.replace(cfg.hill, alpha=0.0, gate_epochs=[])
+    return dataclasses.replace(cfg, hill=hill)
 
 
 def named(spec: RunSpec, cfg: Config) -> RunSpec:

@@ -154,7 +154,7 @@ class Tracker:
             all_tags = {**run_tags(cfg, tags), **alive_tags()}
             run = mlflow_client.create_run(experiment, run_name=name, tags=all_tags)
             tracker = cls(mlflow_client, run.info.run_id)
-            tracker._log_config(cfg)
+            tracker._later(tracker._log_config, cfg)  # training need not wait for it
         try:
             yield tracker
         except Pause:

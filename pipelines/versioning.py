@@ -7,6 +7,7 @@ worker's disk, keep every edit where ``dvc pull`` finds it.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -23,17 +24,22 @@ class VersioningError(HillError):
 
 
 def check_repo(root: Path | str = ".") -> Path:
-    """The DVC root that will track edits; fails early, before any training, when there is none."""
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
+    """The DVC root that will track edits; fails early, before any training, when there is none.
 
-    try:
-        return Path(Repo.find_root(str(root)))
-    except NotDvcRepoError:
-        raise VersioningError(
-            f"{Path(root).resolve()} is not in a DVC repository: run `git init && dvc init` "
-            "there (gate edits are versioned with DVC)"
-        ) from None
+    DVC's own ``Repo.find_root`` walk (the nearest folder with ``.dvc/``, up to the mount
+    point), without importing DVC: a run checks this before it starts, and DVC's import costs
+    more than the walk; DVC itself is imported at the first gate, which needs it.
+    """
+    folder = Path(os.path.abspath(root))
+    while True:
+        if (folder / ".dvc").is_dir():
+            return folder
+        if os.path.ismount(folder) or folder.parent == folder:
+            raise VersioningError(
+                f"{Path(root).resolve()} is not in a DVC repository: run `git init && dvc init` "
+                "there (gate edits are versioned with DVC)"
+            )
+        folder = folder.parent
 
 
 def dvc_add(path: Path | str, wait_s: float = LOCK_WAIT_S) -> str:

@@ -327,3 +327,41 @@ def test_a_failing_flow_ends_its_mlflow_run_failed(project, monkeypatch):
     experiment = client.get_experiment_by_name("hill-digits").experiment_id
     (run,) = client.search_runs([experiment], "tags.`hill.run_name` = 'failing-run'")
     assert run.info.status == "FAILED"
+
+
+def count_calls(monkeypatch, module, name: str) -> list[tuple]:
+    """Count the calls of ``module.name`` however they reach it: through the module, or
+    through the name another module imported (``from hill_core.config import from_dict``)."""
+    original, calls = getattr(module, name), []
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    for loaded in list(sys.modules.values()):
+        if getattr(loaded, "__dict__", {}).get(name) is original:
+            monkeypatch.setattr(loaded, name, counting)
+    return calls
+
+
+def test_a_flow_run_parses_its_config_once_and_loads_its_data_once(project, monkeypatch):
+    """Every task of a guided run and its lockstep baseline shares one parsed config and one
+    loaded data set; the first epoch's start is marked when HILL_MARKS asks for it."""
+    import hill_core.config
+    import hill_core.data
+    from pipelines.flow import RunSpec, guided_training
+    from pipelines.marks import read_marks
+
+    root, cfg = project
+    # A seed no other test uses: this process's data cache cannot hold the split already.
+    cfg = cfg.replace(**{"base.seed": 4242, "tracking.edits_dir": "once"})
+    monkeypatch.setenv("HILL_MARKS", str(root / "once.marks"))
+    parses = count_calls(monkeypatch, hill_core.config, "from_dict")
+    loads = count_calls(monkeypatch, hill_core.data, "_load")
+    summary = guided_training(cfg.to_dict(), RunSpec(name="once-run", autopilot="compactness"))
+    assert summary["epochs_trained"] == 4 and summary["baseline"]["epochs_trained"] == 4
+    assert len(parses) == 1, parses
+    assert [args[1] for args in loads] == [4242]
+    events = [event for _, _, event in read_marks(root / "once.marks")]
+    assert events[0] == "epoch-start once-run 1"
+    assert "epoch-start once-run-baseline 3" in events  # forked at the first gate, epoch 2

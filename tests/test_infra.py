@@ -184,3 +184,68 @@ def test_stack_up_idempotent_worker_restart_and_down():
     finally:
         subprocess.run([str(INFRA / "down.sh")], env=env, capture_output=True, timeout=300)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_hill_up_serves_runs_in_its_project_and_hill_down_stops_it(tmp_path):
+    """`hill up`: a Prefect and an MLflow server on SQLite, no PostgreSQL; `hill run` in the
+    project finds them and says so; MLflow's runs land in the project's own mlflow.db."""
+    from flow_helpers import QUIET, make_project
+
+    project = tmp_path / "project"
+    make_project(project)
+    prefect_port, mlflow_port = _free_ports(2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.pop("HILL_INFRA_DIR", None)
+    env |= {**QUIET, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    hill = str(VENV / "bin" / "hill")
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([hill, *args], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        logs = "".join(
+            f"\n--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:])
+            for log in sorted((project / ".hill-infra" / "logs").glob("*.log"))
+        )
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}{logs}"
+        return done
+
+    up = ["up", "--prefect-port", str(prefect_port), "--mlflow-port", str(mlflow_port)]
+    state = project / ".hill-infra"
+    prefect_api = f"http://127.0.0.1:{prefect_port}/api"
+    mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
+    try:
+        out = command(*up).stdout
+        assert "prefect: started" in out and "mlflow: started" in out and "postgres" not in out
+        pids = {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")}
+        assert sorted(pids) == ["mlflow", "prefect"] and all(_alive(p) for p in pids.values())
+        assert _get(f"{prefect_api}/health").strip() == "true"
+        assert _get(f"{mlflow_uri}/health").strip() == "OK"
+        again = command(*up).stdout  # nothing new starts
+        assert f"prefect: running (pid {pids['prefect']})" in again
+        assert f"mlflow: running (pid {pids['mlflow']})" in again
+
+        run = command("run", "--autopilot", "noedit", "--no-progress", "--name", "served",
+                      "-S", "train.epochs=2", "-S", "hill.gate_epochs=[1]")  # fmt: skip
+        assert f"Servers: Prefect {prefect_api} (hill up), MLflow {mlflow_uri} (hill up)" in (
+            run.stderr
+        )
+        req = urllib.request.Request(f"{prefect_api}/flow_runs/filter", data=b"{}",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert "served" in [f["name"] for f in json.load(r)]
+        from mlflow import MlflowClient  # the project's own store, read without the server
+
+        local = MlflowClient(f"sqlite:///{project}/mlflow.db")
+        experiment = local.get_experiment_by_name("hill-digits").experiment_id
+        names = {r.info.run_name for r in local.search_runs([experiment])}
+        assert names == {"served", "served-baseline"}
+
+        down = command("down").stdout
+        assert "prefect: stopped" in down and "mlflow: stopped" in down
+        assert not [pid for pid in pids.values() if _alive(pid)]
+        assert not [port for port in (prefect_port, mlflow_port) if _port_open(port)]
+        assert "prefect: not running" in command("down").stdout  # idempotent
+    finally:
+        subprocess.run([hill, "down"], cwd=project, env=env, capture_output=True, timeout=300)
