@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import ipaddress
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,18 +15,19 @@ import pandas as pd
 
 from hill_core.config import Config, GateConfig
 from hill_core.edits import EditsError, read_snapshot
-from hill_core.errors import HillError
 from hill_core.loop import gate_file
 from hill_core.losses import LossWeights
 from interaction_app.app import build_gate_app, snapshot_note
 from interaction_app.context import GateContext, GateDecision
+from interaction_app.gate_checks import (  # noqa: F401  (server's names for its callers)
+    GateServerError,
+    check_gate,
+    free_port,
+    is_loopback,
+    resolve_auth,
+)
 from interaction_app.http_safety import Throttle, allowed_hosts, body_cap, page_guards
 from interaction_app.recorder import GateClosedError
-
-
-class GateServerError(HillError):
-    """The gate page cannot be served as configured; the message says why, in one line."""
-
 
 GRACE_S = 10.0  # after a decision: the longest the page stays up for its open tabs to lock
 MIN_GRACE_S = 0.3  # ...and the shortest, for a reply still on its way out
@@ -147,27 +145,6 @@ def launch_gate(
     return GateServer(demo, url)
 
 
-def check_gate(gate: GateConfig, host: str | None = None) -> tuple[str, str] | None:
-    """What serving a gate needs, checked before anything starts: auth off loopback, readable
-    auth, TLS files that exist. Returns the auth, if any. ``host``: the bind address, when not
-    ``gate.host`` (``hill gates serve --host``).
-
-    Raises:
-        GateServerError: one line naming the setting.
-    """
-    where = f"gate.host={gate.host}" if host is None else f"--host {host}"
-    auth = resolve_auth(gate)
-    if auth is None and not is_loopback(gate.host if host is None else host):
-        raise GateServerError(
-            f"{where} is reachable from other machines: set "
-            f"{gate.auth_env}=user:password or gate.auth_file, or bind 127.0.0.1"
-        )
-    for key, path in (("ssl_certfile", gate.ssl_certfile), ("ssl_keyfile", gate.ssl_keyfile)):
-        if path and not Path(path).is_file():
-            raise GateServerError(f"gate.{key} {path}: no such file")
-    return auth
-
-
 def theme() -> gr.themes.Base:
     """Gradio's default look with fonts served by this server: the page fetches nothing remote."""
     font = gr.themes.LocalFont("Source Sans Pro")
@@ -176,39 +153,6 @@ def theme() -> gr.themes.Base:
         font=[font, "ui-sans-serif", "system-ui", "sans-serif"],
         font_mono=[mono, "ui-monospace", "monospace"],
     )
-
-
-def resolve_auth(gate: GateConfig) -> tuple[str, str] | None:
-    """``(user, password)`` from the variable named by gate.auth_env, else gate.auth_file."""
-    raw, source = os.environ.get(gate.auth_env, ""), f"${gate.auth_env}"
-    if not raw and gate.auth_file:
-        path = Path(gate.auth_file)
-        if not path.is_file():
-            raise GateServerError(f"gate.auth_file {path}: no such file")
-        raw, source = path.read_text().strip(), str(path)
-    if not raw:
-        return None
-    user, sep, password = raw.partition(":")
-    if not sep or not user or not password:
-        raise GateServerError(f"{source}: expected user:password")
-    return user, password
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def free_port(host: str) -> int:
-    """A port the OS says is free on ``host`` right now (gate.port = 0)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def serve_snapshot_file(path: Path, cfg: Config, out_dir: Path) -> None:

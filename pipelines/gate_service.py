@@ -240,8 +240,8 @@ def serve(cfg, host: str, port: int) -> None:
     """
     import uvicorn
 
+    from interaction_app.gate_checks import check_gate
     from interaction_app.http_safety import allowed_hosts
-    from interaction_app.server import check_gate
 
     gate = cfg.gate
     basic = check_gate(gate, host)

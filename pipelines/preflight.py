@@ -76,6 +76,6 @@ def check_new_run(cfg: Config, name: str | None) -> None:
 
 def check_gate_page(cfg: Config) -> None:
     """The gate page's bind, auth and TLS files, as the page checks them at the first gate."""
-    from interaction_app.server import check_gate
+    from interaction_app.gate_checks import check_gate
 
     check_gate(cfg.gate)
