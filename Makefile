@@ -23,7 +23,7 @@ test: install
 
 # Everything but the slow, browser and integration tiers: the loop while editing code (< 30 s).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not browser and not integration"
+	$(PY) -m pytest -q -n auto -m "not slow and not browser and not integration"
 
 # Every benchmark, one table, benchmarks/results.md (about 15 minutes; run it on a quiet machine).
 bench: install

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -86,11 +87,14 @@ def hill_setup(cfg: Config, train_items: int | None, val_items: int | None):
     """hill's state after its first epoch (the projection is fitted there), with the splits cut
     to the first ``train_items`` / ``val_items`` items (None: all)."""
     data = load_data(cfg.data, cfg.base.seed)
-    if train_items is not None:
-        t = data.train
-        data.train = t.subset(np.arange(train_items), t.transform, t.augment)
-        data.train_eval = data.train_eval.subset(np.arange(train_items), t.transform)
-        data.val = data.val.subset(np.arange(val_items), data.val.transform)
+    if train_items is not None:  # a new bundle: the loaded one is shared and read-only
+        t, rows = data.train, np.arange(train_items)
+        data = dataclasses.replace(
+            data,
+            train=t.subset(rows, t.transform, t.augment),
+            train_eval=data.train_eval.subset(rows, t.transform),
+            val=data.val.subset(np.arange(val_items), data.val.transform),
+        )
     state = init_state(cfg, data)
     train_segment(state, 1, 1, None)  # warm-up, and the projection fit
     return state

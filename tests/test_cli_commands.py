@@ -78,6 +78,7 @@ def record_pair(
     pair_runs(ids["guided"], ids["baseline"])
 
 
+@pytest.mark.slow
 def test_compare_shows_two_recorded_pairs(workdir):
     cfg = load_config(None, TINY)
     record_pair(cfg, "first", guided_acc=0.95, baseline_acc=0.94)
@@ -94,6 +95,7 @@ def test_compare_shows_two_recorded_pairs(workdir):
     assert "Note:" not in result.output  # both pairs trained all their epochs
 
 
+@pytest.mark.slow
 def test_compare_says_when_a_run_stopped_early(workdir):
     cfg = load_config(None, TINY)
     record_pair(cfg, "short", guided_acc=0.95, baseline_acc=0.94, stop_at=2)
@@ -116,6 +118,7 @@ def test_compare_footer_names_the_tracking_server(monkeypatch):
     assert "mlflow ui --backend-store-uri sqlite:////srv/hill/mlflow.db" in browse_hint()
 
 
+@pytest.mark.slow
 def test_compare_plot_with_many_pairs_keeps_bars_clear():
     """7 and 23 pairs: one colour per pair, the bar axis from 0, both legends outside."""
     import pandas as pd

@@ -183,6 +183,7 @@ def gate_edit(draw):
     return snap, make_edits(snap, after[:, 0], after[:, 1], moved, "r", 4), seed, scale
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(case=gate_edit())
 def test_any_accepted_edit_gives_a_finite_teacher_and_loss(case):

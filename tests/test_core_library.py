@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from sklearn.metrics import f1_score
 
@@ -19,6 +20,7 @@ from hill_core.train import init_state, train_segment
 CORE = Path(__file__).resolve().parents[1] / "hill_core"
 
 
+@pytest.mark.slow
 def test_hill_core_imports_no_orchestration_tracking_or_ui():
     modules = sorted(
         "hill_core." + ".".join(p.relative_to(CORE).with_suffix("").parts)

@@ -80,6 +80,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     assert [h["l_human"] for h in history] == [h["l_human"] for h in straight.history[2:]]
 
 
+@pytest.mark.slow
 def test_lockstep_baseline_equals_a_baseline_trained_alone(tmp_path):
     cfg = small_config(**{"model.dropout": 0.3})
     data = load_data(cfg.data, cfg.base.seed)
@@ -102,6 +103,7 @@ def test_an_unedited_approval_trains_exactly_like_the_baseline(tmp_path):
     assert [h["teacher_active"] for h in result.history] == [0.0] * EPOCHS
 
 
+@pytest.mark.slow
 def test_the_guard_reverts_a_harmful_teacher_to_the_baseline_path(tmp_path):
     """A constructed harmful edit: every class dragged onto one spot, every point moved there."""
     cfg = small_config(

@@ -23,6 +23,8 @@ from hill_core.models import HillModel, build_model
 from pipelines import tracking
 from pipelines.tracking import Tracker
 
+pytestmark = pytest.mark.slow  # each test logs a trained model to a fresh MLflow store
+
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
@@ -49,6 +51,7 @@ def the_model(tracker):
     return model
 
 
+@pytest.mark.slow
 def test_search_logged_models_finds_the_model_with_its_scores(logged):
     tracker, _, _, _ = logged
     model = the_model(tracker)
@@ -127,6 +130,7 @@ def test_a_json_request_is_answered_by_the_scoring_server(logged, monkeypatch):
     assert np.asarray(response.json()["predictions"]).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_loading_imports_only_the_models_code_of_hill(logged):
     """In a fresh process: the model loads as HillModel, importing ``hill_core.models`` (and the
     config module it imports) and nothing else of hill, Prefect, DVC or Gradio."""

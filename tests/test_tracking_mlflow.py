@@ -37,6 +37,7 @@ def test_default_store_is_sqlite_at_the_project_root(store, monkeypatch):
     assert tracking.tracking_uri() == "http://tracking.example:5000"
 
 
+@pytest.mark.slow
 def test_run_is_finished_in_the_data_set_experiment_with_artifacts_beside(store, cfg):
     with Tracker.start(cfg, "ok", {"hill.mode": "guided", "hill.user": "human"}) as tracker:
         pass
@@ -128,6 +129,7 @@ def test_a_tracking_server_that_is_down_is_one_line_within_seconds(store, cfg, m
     assert "\n" not in message and "does not answer" in message and "infra/up.sh" in message
 
 
+@pytest.mark.slow
 def test_a_server_that_accepts_but_never_answers_times_out_in_seconds():
     with socket.socket() as sock:  # the kernel completes the handshake; nobody ever replies
         sock.bind(("127.0.0.1", 0))
