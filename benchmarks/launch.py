@@ -26,7 +26,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ from report import Figure, add_json_argument, emit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pipelines.marks import read_marks  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+from infra_helpers import free_ports  # noqa: E402
 
 HILL = str(Path(sys.executable).parent / "hill")
 QUIET = {
@@ -66,17 +68,6 @@ def environment(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     env.pop("HILL_INFRA_DIR", None)
     return {**env, **QUIET, "PREFECT_HOME": str(root / ".prefect")}
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def launch(root: Path) -> tuple[float, float, str]:

@@ -109,3 +109,18 @@ def scale_class(page, label: str, factor: float) -> None:
           s.dispatchEvent(new Event('change'));
         }}"""
     )
+
+
+def wait_ready(page) -> None:
+    """Wait for the plot, the fonts and a settled layout: a shifting canvas would miss a handle."""
+    page.wait_for_function(
+        f"() => {PLOT_ROOT} && {PLOT_ROOT}.hill && {PLOT_ROOT}.hill.perf.draws > 0"
+    )
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    page.wait_for_function(
+        f"""() => new Promise(done => {{
+          const top = () => {PLOT_ROOT}.querySelector('canvas').getBoundingClientRect().top;
+          const t0 = top();
+          setTimeout(() => done(top() === t0), 200);
+        }})"""
+    )

@@ -18,6 +18,7 @@ from app_helpers import (
     scale_class,
     synthetic_context,
     synthetic_snapshot,
+    wait_ready,
 )
 
 from hill_core.config import Config, GateConfig
@@ -68,19 +69,6 @@ def page(browser, gate):
     wait_ready(page)
     yield page
     context.close()
-
-
-def wait_ready(page):
-    """Wait for the plot, the fonts and a settled layout: a shifting canvas would miss a handle."""
-    page.wait_for_function(f"() => {ROOT} && {ROOT}.hill && {ROOT}.hill.perf.draws > 0")
-    page.evaluate("() => document.fonts.ready.then(() => true)")
-    page.wait_for_function(
-        f"""() => new Promise(done => {{
-          const top = () => {ROOT}.querySelector('canvas').getBoundingClientRect().top;
-          const t0 = top();
-          setTimeout(() => done(top() === t0), 200);
-        }})"""
-    )
 
 
 def drag(page, start, offset, steps=12):

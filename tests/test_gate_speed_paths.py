@@ -24,6 +24,7 @@ from app_helpers import (
     launch_chromium,
     synthetic_context,
     synthetic_snapshot,
+    wait_ready,
 )
 
 from hill_core import snapshot as snapshot_module
@@ -239,7 +240,7 @@ def test_the_readout_after_a_drag_is_of_the_final_layout(tmp_path):
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server.url)
-        wait_settled(page)
+        wait_ready(page)
         x, y = page.evaluate(f"() => {ROOT}.hill.toClient(...{ROOT}.hill.handle(3))")
         page.mouse.move(x, y)
         page.mouse.down()
@@ -258,17 +259,3 @@ def test_the_readout_after_a_drag_is_of_the_final_layout(tmp_path):
     keys = ("l_center", "l_spread", "l_point", "l_human")
     assert shown == [f"{expected[k]:.4f}" for k in keys]
     assert expected["l_center"] > 0
-
-
-def wait_settled(page) -> None:
-    """The plot drawn, the fonts in and the canvas still for 200 ms: a press then hits the
-    handle it aims at."""
-    page.wait_for_function(f"() => {ROOT} && {ROOT}.hill && {ROOT}.hill.perf.draws > 0")
-    page.evaluate("() => document.fonts.ready.then(() => true)")
-    page.wait_for_function(
-        f"""() => new Promise(done => {{
-          const top = () => {ROOT}.querySelector('canvas').getBoundingClientRect().top;
-          const t0 = top();
-          setTimeout(() => done(top() === t0), 200);
-        }})"""
-    )
