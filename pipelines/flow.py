@@ -14,7 +14,6 @@ retry continues, and what ``hill resume`` does after a crash.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from hill_core.decision import GateDecision
 from hill_core.edits import edits_summary, read_edits
 from hill_core.errors import HillError
 from hill_core.guard import GuardVerdict
-from hill_core.loop import Guidance, Progress, drive
+from hill_core.loop import Guidance, Progress, baseline_config, drive
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
 from pipelines.preflight import check_run
@@ -118,7 +117,7 @@ class FlowSteps:
     def fork_baseline(self) -> None:
         """Open the baseline's MLflow run and fork its checkpoint from the guided one."""
         name = f"{self.spec.name}-baseline"
-        base_cfg = lockstep_config(self.cfg)
+        base_cfg = baseline_config(self.cfg)
         guided_id = self.trackers["guided"].run_id
         spec = RunSpec(name=name, mode="baseline", paired_run_id=guided_id,
                        parent_run_id=self.spec.parent_run_id)  # fmt: skip
@@ -180,14 +179,6 @@ class FlowSteps:
         if "baseline" in summaries:
             summaries["guided"]["baseline"] = summaries["baseline"]
         return summaries["guided"]
-
-
-def lockstep_config(cfg: Config) -> Config:
-    """The paired baseline's config, :func:`hill_core.loop.baseline_config`'s (α = 0, no gates),
-    without parsing the config again: it changes two values of a validated config and drops
-    constraints rather than adding any, so nothing needs validating."""
-    hill = dataclasses.replace(cfg.hill, alpha=0.0, gate_epochs=[])
-    return dataclasses.replace(cfg, hill=hill)
 
 
 def named(spec: RunSpec, cfg: Config) -> RunSpec:
