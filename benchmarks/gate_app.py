@@ -40,6 +40,7 @@ from app_helpers import (  # noqa: E402
     scale_class,
     synthetic_context,
     synthetic_snapshot,
+    wait_ready,
 )
 from report import Figure, add_json_argument, emit  # noqa: E402
 
@@ -253,9 +254,7 @@ def screenshot(path: Path) -> None:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(server.url)
-            page.wait_for_function(f"() => {ROOT} && {ROOT}.hill && {ROOT}.hill.perf.draws")
-            page.evaluate("() => document.fonts.ready.then(() => true)")
-            page.wait_for_timeout(300)
+            wait_ready(page)
             show_an_edit(page)
             hover_a_mistake(page, snapshot)
             page.screenshot(path=str(path), full_page=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from app_helpers import synthetic_context, synthetic_snapshot
+from app_helpers import server_fn, synthetic_context, synthetic_snapshot
 
 from hill_core.config import Config, GateConfig
 from hill_core.edits import make_edits, read_edits, write_snapshot
@@ -257,20 +257,6 @@ def test_decision_from_outside_the_page_goes_through_its_lock(tmp_path):
     edits, meta = read_edits(context.edits_path, snapshot)
     assert (meta.decision, meta.source, outside.source) == ("approve", "prefect", "prefect")
     assert (edits["x_after"] == edits["x_before"]).all() and not edits["moved"].any()
-
-
-def server_fn(url: str, name: str, data) -> dict:
-    """Call one of the plot's server functions (readout, status, item) as the page's script
-    does, through Gradio's /component_server route."""
-    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=10).read())
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    body = json.dumps(
-        {"session_hash": "t" * 10, "component_id": plot["id"], "fn_name": name, "data": data}
-    ).encode()
-    request = urllib.request.Request(
-        f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
-    )
-    return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
 def test_presence_counts_live_pages_until_they_lock():

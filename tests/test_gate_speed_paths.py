@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +21,7 @@ from app_helpers import (
     browser_missing_reason,
     browser_required,
     launch_chromium,
+    server_fn,
     synthetic_context,
     synthetic_snapshot,
     wait_ready,
@@ -152,20 +152,6 @@ def test_readout_over_http_is_the_in_process_one(tmp_path):
         with pytest.raises(urllib.error.HTTPError):
             server_fn(server.url, "readout", {"moved": [[3000, 1e39, 0.0]]})
         assert server_fn(server.url, "readout", {}) == pytest.approx(readout({}), abs=1e-12)
-
-
-def server_fn(url: str, name: str, data) -> dict:
-    """Call one of the plot's server functions through Gradio's /component_server, as the
-    page's script does."""
-    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=10).read())
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    body = json.dumps(
-        {"session_hash": "s" * 10, "component_id": plot["id"], "fn_name": name, "data": data}
-    ).encode()
-    request = urllib.request.Request(
-        f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
-    )
-    return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
 def test_item_lookup_is_built_at_the_first_lookup():
