@@ -18,16 +18,31 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from hill_core.edits import EditsError, edits_summary, make_edits, validate_snapshot
+from hill_core.edits import (
+    EditsError,
+    edits_summary,
+    make_edits,
+    snapshot_state,
+    validate_snapshot,
+)
 from interaction_app.context import DECISIONS, GateContext, GateDecision
-from interaction_app.layout import Readout, rows_to_positions, view_payload
+from interaction_app.layout import Readout, view_payload
 from interaction_app.panels import context_html
 from interaction_app.presence import POLL_S, Presence
 from interaction_app.recorder import GateClosedError, GateRecorder
+from interaction_app.rows import PageEdit, rows_to_edits
 
 STATIC = Path(__file__).parent / "static"
 PLOT_ID = "hill-plot"
-JS_PARTS = ("gate_state.js", "gate_draw.js", "gate_ui.js")  # one scope, joined in this order
+# One scope, joined in this order; gate_start.js last, once every part has declared its state.
+JS_PARTS = (
+    "gate_state.js",
+    "gate_draw.js",
+    "gate_ui.js",
+    "gate_labels.js",
+    "gate_suspects.js",
+    "gate_start.js",
+)
 PLOT_TEMPLATE = """
 <div class="hill-root" tabindex="0">
   <div class="hill-toolbar">
@@ -38,12 +53,21 @@ PLOT_TEMPLATE = """
     </select>
     <input class="hill-scale" type="range" min="0" max="3" step="0.05" value="1">
     <span class="hill-scale-val">1.00×</span>
+    <label class="hill-moveonly" title="drops move points without relabelling (or hold Shift)">
+      <input type="checkbox" class="hill-moveonly-box"> move only</label>
   </div>
-  <div class="hill-status">Drag a centre to move its class (drop it on another to merge), a point
-    to move it alone. Wheel zooms, dragging the background pans.</div>
+  <div class="hill-status">Drag a centre to move its class (drop it on another to merge). Drop a
+    point on another class to relabel it; Shift-drop to move it alone. Click a point for its
+    card; over a point, 0-9 relabel and X excludes. Wheel zooms, dragging the background pans.
+  </div>
   <div class="hill-note"></div>
-  <div class="hill-stage"><canvas class="hill-canvas"></canvas>
-    <div class="hill-tip"></div><div class="hill-lock"></div></div>
+  <div class="hill-main">
+    <div class="hill-stage"><canvas class="hill-canvas"></canvas>
+      <div class="hill-tip"></div><div class="hill-card"></div><div class="hill-lock"></div>
+    </div>
+    <div class="hill-suspects" tabindex="0"></div>
+  </div>
+  <div class="hill-similar"></div>
   <div class="hill-legend"></div>
   <div class="hill-readout hill-muted">Edit the layout to see what it asks of the model.</div>
 </div>
@@ -271,7 +295,7 @@ def _ask(recorder: GateRecorder, decision: str, edits: Any):
     """Show what ``decision`` will do; for approve, check the edits first and size them."""
     edit = ""
     if decision == "approve":
-        edit = _describe(recorder, _positions(recorder, edits))
+        edit = _describe(recorder, _edit(recorder, edits))
     text = CONFIRM_TEXT[decision].format(edit=edit)
     return decision, text, gr.Group(visible=True), gr.Row(visible=False)
 
@@ -309,23 +333,43 @@ def _decided_text(recorder: GateRecorder) -> str:
     )
 
 
-def _positions(recorder: GateRecorder, edits: Any):
+def _edit(recorder: GateRecorder, edits: Any) -> PageEdit:
     try:
-        return rows_to_positions(recorder.snapshot, edits if edits is not None else [])
+        rows = edits if edits is not None else []
+        return rows_to_edits(recorder.snapshot, rows, len(recorder.context.class_names))
     except EditsError as err:
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def _describe(recorder: GateRecorder, positions) -> str:
-    x, y, moved = positions
+def _describe(recorder: GateRecorder, edit: PageEdit) -> str:
     ctx = recorder.context
-    s = edits_summary(make_edits(recorder.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch))
+    x, y, moved, label_after, excluded = edit
+    table = make_edits(recorder.snapshot, x, y, moved, "", ctx.gate_epoch, label_after, excluded)
+    s = edits_summary(table)
     if not s["points_displaced"]:
-        return "You have not moved anything: the teacher is the model's own layout."
+        text = "You have not moved anything: the teacher is the model's own layout."
+    else:
+        text = (
+            f"{int(s['points_displaced'])} of {len(edit.x)} points displaced "
+            f"({int(s['points_moved'])} moved one by one), mean displacement "
+            f"{s['mean_displacement']:.3g} view units."
+        )
+    return f"{text} {_corrections_line(recorder, edit, s)}".strip()
+
+
+def _corrections_line(recorder: GateRecorder, edit: PageEdit, summary: dict) -> str:
+    """What the approve does to labels: items changed at this gate, and all corrections in force
+    (earlier gates' included), as the file will state them."""
+    state = snapshot_state(recorder.snapshot)
+    changed = (edit.label_after != state["current_label"].to_numpy()) | (
+        edit.excluded != state["excluded"].to_numpy()
+    )
+    relabelled, excluded = int(summary["items_relabelled"]), int(summary["items_excluded"])
+    if not changed.any() and not relabelled and not excluded:
+        return ""
     return (
-        f"{int(s['points_displaced'])} of {len(x)} points displaced "
-        f"({int(s['points_moved'])} moved one by one), mean displacement "
-        f"{s['mean_displacement']:.3g} view units."
+        f"Labels: {int(changed.sum())} item(s) changed at this gate; in force after it: "
+        f"{relabelled} relabelled, {excluded} excluded."
     )
 
 
@@ -333,13 +377,14 @@ def _record(recorder: GateRecorder, decision: str, edits: Any) -> GateDecision:
     """Validate and record; every failure becomes one clear gr.Error and writes nothing.
 
     The rows are checked for every decision, as the service's JSON API does, so a malformed
-    request never records anything; skip and stop then record the unedited layout.
+    request never records anything; skip and stop then record the unedited layout (and the
+    corrections of earlier gates, unchanged).
     """
-    x, y, moved = _positions(recorder, edits)
+    x, y, moved, label_after, excluded = _edit(recorder, edits)
     if decision != "approve":
-        x, y, moved = None, None, None
+        x, y, moved, label_after, excluded = None, None, None, None, None
     try:
-        return recorder.record(decision, x, y, moved)
+        return recorder.record(decision, x, y, moved, label_after=label_after, excluded=excluded)
     except (EditsError, GateClosedError) as err:
         raise gr.Error(str(err), print_exception=False) from None
 
@@ -358,9 +403,12 @@ def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder, i
         }
 
     def submit_api(rows: list[dict], decision: str) -> dict:
-        """Record a decision. rows: [{sample_id, x, y, moved?, label?}], the points you changed.
+        """Record a decision. rows: [{sample_id, x, y, moved?, label?, label_after?, excluded?}],
+        the points you changed.
 
-        Points not listed keep their snapshot position. decision: approve, skip or stop.
+        Points not listed keep their snapshot position and state. label_after: the item's
+        class after this gate (a relabel; its given label undoes an earlier one); excluded:
+        true takes it out of training ("not a valid item"). decision: approve, skip or stop.
         Returns {decision, edits_path, edits_sha256}.
         """
         if not isinstance(rows, list):  # None too: "no rows" is [] here, as in the JSON API

@@ -14,7 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hill_core.edits import EditsError, make_edits
+from hill_core.edits import (
+    SNAPSHOT_COLUMNS,
+    EditsError,
+    correction_counts,
+    make_edits,
+    snapshot_state,
+)
 from hill_core.losses import MIN_FRAME_CLASSES, TINY, LossWeights, layout_loss
 from hill_core.teacher import (
     SCALE_TOLERANCE,
@@ -25,6 +31,7 @@ from hill_core.teacher import (
     layout_stats,
     teacher_from_edits,
 )
+from interaction_app.rows import PageEdit, rows_to_edits, rows_to_positions  # noqa: F401 (API)
 
 # Tableau-10 then 10 lighter companions: distinct on white for up to 20 classes.
 PALETTE = [
@@ -42,105 +49,27 @@ def class_colors(num_classes: int) -> list[str]:
 
 
 def view_payload(snapshot: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:
-    """The snapshot as the page's script and the ``snapshot`` API endpoint see it (JSON-able)."""
+    """The snapshot as the page's script and the ``snapshot`` API endpoint see it (JSON-able).
+
+    With the snapshot's state (hill_core.edits.snapshot_state, defaults for older files): the
+    label training uses now, whether the item is excluded, and the suspects ranking; a score
+    that is NaN (not scored) is sent as null, since JSON has no NaN.
+    """
+    state = snapshot_state(snapshot)
+    score = state["suspect_score"].to_numpy(np.float64)
     return {
         "sample_id": snapshot["sample_id"].astype(int).tolist(),
         "label": snapshot["label"].astype(int).tolist(),
         "pred": snapshot["pred"].astype(int).tolist(),
         "x": snapshot["x"].astype(float).tolist(),
         "y": snapshot["y"].astype(float).tolist(),
+        "current_label": state["current_label"].astype(int).tolist(),
+        "excluded": state["excluded"].astype(bool).tolist(),
+        "suspect_score": [float(v) if math.isfinite(v) else None for v in score],
+        "suspect_pred": state["suspect_pred"].astype(int).tolist(),
         "class_names": list(class_names),
         "colors": class_colors(len(class_names)),
     }
-
-
-def rows_to_positions(
-    snapshot: pd.DataFrame, rows: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply submitted rows to the snapshot: target x, y (N,) and moved (N,), snapshot-aligned.
-
-    Args:
-        rows: list of ``{"sample_id", "x", "y", "moved"?, "label"?}``; rows not listed keep their
-            snapshot position. ``label``, when given, must match the snapshot.
-    Raises:
-        EditsError: one line naming the first bad row.
-    """
-    if isinstance(rows, dict) and "rows" in rows:
-        rows = rows["rows"]
-    if not isinstance(rows, list):
-        raise EditsError(f"edits: expected a list of rows, got {type(rows).__name__}")
-    index = {int(s): i for i, s in enumerate(snapshot["sample_id"])}
-    labels = snapshot["label"].to_numpy(np.int64)
-    x = snapshot["x"].to_numpy(np.float64).copy()
-    y = snapshot["y"].to_numpy(np.float64).copy()
-    moved = np.zeros(len(snapshot), bool)
-    seen: set[int] = set()
-    for k, row in enumerate(rows):
-        sid, px, py, is_moved, label = _parse_row(k, row)
-        if sid not in index:
-            raise EditsError(f"edits: unknown sample id {sid}")
-        if sid in seen:
-            raise EditsError(f"edits: sample id {sid} appears more than once")
-        seen.add(sid)
-        i = index[sid]
-        if label is not None and label != labels[i]:
-            raise EditsError(f"edits: sample {sid} has label {label}, snapshot says {labels[i]}")
-        x[i], y[i], moved[i] = px, py, is_moved
-    return x, y, moved
-
-
-def _parse_row(k: int, row: Any) -> tuple[int, float, float, bool, int | None]:
-    """One submitted row as typed values; NaN/inf/missing are errors, not silently dropped."""
-    if not isinstance(row, dict):
-        raise EditsError(f"edits: row {k} is not an object")
-    try:
-        sid = _integer(row["sample_id"], f"sample_id of row {k}")
-        px, py = _finite(row, "x", sid), _finite(row, "y", sid)
-    except KeyError as err:
-        raise EditsError(f"edits: row {k} has no {err.args[0]}") from None
-    moved = row.get("moved", False)
-    if not isinstance(moved, bool):
-        raise EditsError(f"edits: moved of sample {sid} must be true or false")
-    label = row.get("label")
-    return sid, px, py, moved, None if label is None else _integer(label, f"label of sample {sid}")
-
-
-def _integer(value: Any, what: str) -> int:
-    """An id or label: an int64, or a float with no fraction (JavaScript may send 3 as 3.0).
-
-    Strings, booleans, NaN, 3.5 and integers beyond int64 are errors rather than silently
-    truncated or coerced.
-    """
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
-        return value
-    raise EditsError(f"edits: {what} is {_short(value)} (must be a 64-bit integer)")
-
-
-def _finite(row: dict, key: str, sid: int) -> float:
-    value = row[key]
-    try:
-        if isinstance(value, bool):
-            raise TypeError(key)
-        number = float(value)
-    except (TypeError, ValueError):
-        raise EditsError(
-            f"edits: {key} of sample {sid} is {_short(value)} (must be a number)"
-        ) from None
-    except OverflowError:  # an int beyond float's range
-        number = math.inf
-    if not math.isfinite(number):
-        raise EditsError(f"edits: {key} of sample {sid} is {number} (must be finite)")
-    return number
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    """A value for an error message: one line, at most ``limit`` characters of its repr."""
-    if isinstance(value, int) and abs(value) >= 2**63:
-        return "an integer beyond 64 bits"  # (repr of a huge int can itself raise)
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 class Readout:
@@ -171,6 +100,10 @@ class Readout:
         self.xy = snapshot[["x", "y"]].to_numpy(np.float64)  # (N, 2)
         self.ids = snapshot["sample_id"].to_numpy(np.int64)  # (N,)
         self.index = {int(s): i for i, s in enumerate(self.ids)}
+        state = snapshot_state(snapshot)  # earlier gates' corrections: the page's start
+        self.current_label = state["current_label"].to_numpy(np.int64)  # (N,)
+        self.excluded = state["excluded"].to_numpy(bool)  # (N,)
+        self._derived: tuple[bytes, Readout] | None = None  # the readout of corrected labels
         # The gate ("before") side of every teacher: the snapshot's own layout. The current
         # layout is the same table, so its class centres mu and spreads s are these too.
         self.centers, self.spreads, self.present = class_stats_np(self.xy, self.labels, num_classes)
@@ -196,6 +129,40 @@ class Readout:
                 q[i] = (px, py)
                 moved[i] = True
         return q, moved
+
+    def corrections(self, ops: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Labels after (N,) and excluded (N,) from the page's ``labels``: ``[sample_id,
+        label_after, excluded]`` of every item whose state differs from the snapshot's."""
+        label_after, excluded = self.current_label.copy(), self.excluded.copy()
+        for sid, label, out in ops.get("labels") or []:
+            i = self.index.get(int(sid))
+            if i is not None:
+                label_after[i], excluded[i] = int(label), bool(out)
+        return label_after, excluded
+
+    def latent(self, ops: dict[str, Any]) -> tuple[Readout, np.ndarray, np.ndarray]:
+        """The edit as the teacher reads it (hill_core.teacher's ``latent_rows``): the readout of
+        the items kept in training, in their corrected classes, and their targets (K, 2) and
+        moved flags (K,). An excluded item leaves; a relabelled one counts in its new class at
+        its gate position and asks nothing of the layout. Without corrections: self, as is.
+
+        The corrected readout is built once per set of corrections (they change on a key
+        press; positions change on every drag move), so a drag still costs ~1 ms.
+        """
+        q, moved = self.positions(ops)
+        label_after, excluded = self.corrections(ops)
+        relabelled = (label_after != self.labels) & ~excluded
+        if not relabelled.any() and not excluded.any():
+            return self, q, moved
+        q[relabelled], moved[relabelled] = self.xy[relabelled], False
+        keep = ~excluded
+        key = label_after.tobytes() + excluded.tobytes()
+        derived = self._derived
+        if derived is None or derived[0] != key:
+            table = self.snapshot[list(SNAPSHOT_COLUMNS)][keep].reset_index(drop=True)
+            table["label"] = label_after[keep]
+            derived = self._derived = (key, Readout(table, self.num_classes, self.weights))
+        return derived[1], q[keep], moved[keep]
 
     def edit_arrays(self, q: np.ndarray, moved: np.ndarray) -> dict[str, np.ndarray]:
         """The teacher of edited positions q (N, 2) as float64/bool/int64 arrays (the fields of
@@ -257,16 +224,22 @@ class Readout:
         )
 
     def __call__(self, ops: dict[str, Any]) -> dict[str, float]:
-        """L_center, L_spread, L_point and L_human of the current layout against the edit."""
-        q, moved = self.positions(ops)
+        """L_center, L_spread, L_point and L_human of the current layout against the edit, and
+        the corrections in force after it (items_relabelled, items_excluded; the teacher's
+        terms do not depend on them: class statistics use the given labels)."""
+        latent, q, moved = self.latent(ops)
         if not np.isfinite(q).all():
             raise ValueError("readout: edit state holds a non-finite position")
-        a = self.edit_arrays(q, moved)
+        a = latent.edit_arrays(q, moved)
         for name in ("shifts", "scales", "moved_targets", "target_centers"):
             _check_float32(name, a[name])  # as the teacher would refuse them
-        parts = self.components(a)
+        parts = latent.components(a)
         values = {k: float(v) for k, v in parts.items()}
         values.update(l_human=float(np.array(list(parts.values())) @ self.weight_vector))
+        label_after, excluded = self.corrections(ops)
+        relabelled = (label_after != self.labels) & ~excluded
+        values["items_relabelled"] = float(relabelled.sum())
+        values["items_excluded"] = float(excluded.sum())
         return values
 
     def components(self, a: dict[str, np.ndarray]) -> dict[str, float]:
@@ -287,13 +260,15 @@ class Readout:
         sign = np.where(a["scales"] < 1, 1.0, -1.0)
         excess = np.maximum(sign * (s - target), 0.0) / unit
         l_spread = _masked_mean(excess, here & a["scaled"])
-        # L_point over the moved points alone (the others add nothing): each goes to its
+        # L_point over the moved points (the others add nothing): each goes to its
         # target, which follows its home class (every class is present in the whole layout).
         home = a["moved_home"]  # (M,)
         centre = np.where(here[:, None], mu, expected + growth * a["shifts"])[home]  # (M, 2)
         goal = centre + growth * (a["moved_targets"] - a["target_centers"][home])
         p = self.xy[a["moved_rows"]]  # (M, 2) where the moved points are now
-        l_point = float((((p - goal) / unit) ** 2).sum(1).mean()) if len(p) else 0.0
+        # Summed over the moved points, averaged over all N items, as cross-entropy is (the
+        # loss's L_point: a moved point weighs as much as one item).
+        l_point = float((((p - goal) / unit) ** 2).sum() / max(len(self.xy), 1))
         return {"l_center": l_center, "l_spread": l_spread, "l_point": l_point}
 
     def frame(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -315,9 +290,12 @@ class Readout:
         """The same readout the long way: an edits table, ``teacher_from_edits``, then
         ``layout_loss`` over all N points (what the tests check ``__call__`` against)."""
         q, moved = self.positions(ops)
-        edits = make_edits(self.snapshot, q[:, 0], q[:, 1], moved, "", 0)
+        label_after, excluded = self.corrections(ops)
+        edits = make_edits(self.snapshot, q[:, 0], q[:, 1], moved, "", 0, label_after, excluded)
         teacher = teacher_from_edits(edits, self.num_classes)
-        return layout_loss(self.current, self.labels_t, self.ids_t, teacher, self.weights)
+        now = self.latent(ops)[0]  # the current layout as training sees it: corrected, kept
+        values = layout_loss(now.current, now.labels_t, now.ids_t, teacher, self.weights)
+        return {**values, **correction_counts(edits)}
 
 
 def class_stats_np(

@@ -59,12 +59,21 @@ class GateRecorder:
         y: np.ndarray | None,
         moved: np.ndarray | None,
         source: str = "page",
+        *,
+        label_after: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
     ) -> GateDecision:
         """Write the edits table for ``decision`` and call ``on_decision`` once.
 
-        Skip and stop ignore the positions and write the unedited table, so that a replay of a
-        run needs only its files; so does approve without positions (decided outside the page).
+        Skip and stop ignore the edit and write the unedited table, so that a replay of a run
+        needs only its files; so does approve without positions (decided outside the page).
+        Unedited keeps the corrections in force (the snapshot's current labels and exclusions).
         ``source`` says who decided (page, prefect, timeout) and is kept in the file.
+
+        Args:
+            x, y, moved: (N,) target positions and moved flags, aligned with the snapshot.
+            label_after: (N,) int64 class of each item after the gate; None: unchanged.
+            excluded: (N,) bool, items out of training after the gate; None: unchanged.
 
         Raises:
             GateClosedError: a decision was already recorded (the file stays as it was).
@@ -80,8 +89,9 @@ class GateRecorder:
             if decision != "approve" or x is None:
                 x, y = self.snapshot["x"].to_numpy(), self.snapshot["y"].to_numpy()
                 moved = np.zeros(len(self.snapshot), bool)
+                label_after = excluded = None
             try:
-                path = self._write(decision, x, y, moved, source)
+                path = self._write(decision, (x, y, moved, label_after, excluded), source)
             except EditsExistError:  # another process recorded it a moment ago
                 self._set(RecordedDecision.recorded(self.context.edits_path))
                 raise GateClosedError(self.closed_message()) from None
@@ -100,10 +110,18 @@ class GateRecorder:
         by = SOURCES.get(d.source, f" ({d.source})" if d.source and d.source != "?" else "")
         return f"Recorded {d.decision} at {when}{by}: {self.context.next_step(d.decision)}."
 
-    def _write(self, decision: str, x, y, moved, source: str) -> Path:
+    def _write(self, decision: str, edit: tuple, source: str) -> Path:
         ctx = self.context
-        edits = make_edits(self.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch)
-        meta = EditsMeta(config_hash=ctx.config_hash, decision=decision, source=source)
+        x, y, moved, label_after, excluded = edit
+        edits = make_edits(
+            self.snapshot, x, y, moved, ctx.run_id, ctx.gate_epoch, label_after, excluded
+        )
+        meta = EditsMeta(
+            config_hash=ctx.config_hash,
+            decision=decision,
+            source=source,
+            num_classes=len(ctx.class_names),  # so write_edits refuses an unknown class id
+        )
         return write_edits(ctx.edits_path, edits, meta, self.snapshot, exclusive=True)
 
     def closed_message(self) -> str:

@@ -1,4 +1,4 @@
-// Gate page, part 2 of 3: drawing and picking (see gate_state.js for the shared state).
+// Gate page, part 2: drawing and picking (see gate_state.js for the shared state).
 
 // ---- drawing: one path per class so 10,000 points cost C fills ----------------------
 let frame = 0;
@@ -75,10 +75,12 @@ function draw() {
   ctx.clearRect(0, 0, cam.W, cam.H);
   const r = N > 3000 ? 2.2 : 3.2;
   ctx.globalAlpha = hi ? 0.15 : 0.75;
+  const fixed = []; // corrected points (relabelled or excluded): drawn on their own
   for (let c = 0; c < C; c++) {
     ctx.fillStyle = view.colors[c];
     ctx.beginPath();
     for (const i of members[c]) {
+      if (EX[i] || LA[i] !== c) { fixed.push(i); continue; }
       const px = sx(X[i]), py = sy(Y[i]);
       if (px < -r || py < -r || px > cam.W + r || py > cam.H + r) continue;
       ctx.moveTo(px + r, py); ctx.arc(px, py, r, 0, 6.2832);
@@ -87,8 +89,11 @@ function draw() {
   }
   ctx.globalAlpha = hi ? 0.12 : 1;
   drawWrong(r);
+  ctx.globalAlpha = hi ? 0.3 : 1;
+  drawCorrected(r, fixed);
   ctx.globalAlpha = 1;
   drawMoved(r);
+  drawFocus(r);
   if (hi) drawHighlight(r);
   drawTrails();
   layoutHandles();
@@ -105,6 +110,7 @@ function drawWrong(r) {
   const ring = (list) => {
     ctx.beginPath();
     for (const i of list) {
+      if (EX[i] || LA[i] !== LAB[i]) continue; // a corrected point shows its correction instead
       const px = sx(X[i]), py = sy(Y[i]);
       if (px < -R || py < -R || px > cam.W + R || py > cam.H + R) continue;
       ctx.moveTo(px + R, py); ctx.arc(px, py, R, 0, 6.2832);
@@ -115,6 +121,25 @@ function drawWrong(r) {
   for (let p = 0; p < C; p++) if (wrongBy[p].length) ring(wrongBy[p]);
   ctx.lineWidth = 1.4;
   for (let p = 0; p < C; p++) if (wrongBy[p].length) { ctx.strokeStyle = view.colors[p]; ring(wrongBy[p]); }
+}
+
+function drawCorrected(r, list) {
+  // Relabelled: filled in the new class's colour inside a ring of the given class's colour.
+  // Excluded: hollow grey with a cross ("not a valid item").
+  const R = r + 1.5;
+  for (const i of list) {
+    const px = sx(X[i]), py = sy(Y[i]);
+    if (px < -R - 3 || py < -R - 3 || px > cam.W + R + 3 || py > cam.H + R + 3) continue;
+    ctx.beginPath(); ctx.arc(px, py, R, 0, 6.2832);
+    if (EX[i]) {
+      ctx.lineWidth = 1.5; ctx.strokeStyle = "#888"; ctx.fillStyle = "#fff"; ctx.fill(); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(px - R, py - R); ctx.lineTo(px + R, py + R);
+      ctx.moveTo(px + R, py - R); ctx.lineTo(px - R, py + R); ctx.stroke();
+    } else {
+      ctx.fillStyle = view.colors[LA[i]] || "#000"; ctx.fill();
+      ctx.lineWidth = 2.2; ctx.strokeStyle = view.colors[LAB[i]]; ctx.stroke();
+    }
+  }
 }
 
 function drawMoved(r) {

@@ -1,6 +1,7 @@
-// Gate page, part 1 of 3: the edit state. The gate's scatter is plain canvas JavaScript, no
-// libraries. app.py joins gate_state.js, gate_draw.js and gate_ui.js into the body of gr.HTML's
-// js_on_load, which provides `element`, `props` and `server`; the parts share its scope.
+// Gate page, part 1: the edit state. The gate's scatter is plain canvas JavaScript, no
+// libraries. app.py joins gate_state, gate_draw, gate_ui, gate_labels, gate_suspects and
+// gate_start (JS_PARTS) into the body of gr.HTML's js_on_load, which provides `element`,
+// `props` and `server`; the parts share its scope.
 // Edits live in data units as per-class offsets T and scales S about the original class
 // centres C0, plus per-point overrides (relative to their class offset, so a moved point
 // follows its class). interaction_app/layout.py (Readout.positions) applies the same rule.
@@ -24,6 +25,16 @@ const Y = Float64Array.from(Y0);
 const MV = new Uint8Array(N); // 1 where the person moved that single point
 const RX = new Float64Array(N); // moved point's position minus its class offset
 const RY = new Float64Array(N);
+// Labels: the page records each item's label after the gate (LA) and whether it is excluded
+// (EX). They start from the snapshot's state (CUR0, EXC0: earlier gates' corrections), and an
+// item is drawn as corrected wherever it differs from its given label LAB. Class geometry
+// (members, offsets, scales) keeps the given labels, as the readout and the edits file do.
+const CUR0 = Int32Array.from(view.current_label || view.label);
+const EXC0 = view.excluded ? Uint8Array.from(view.excluded, (v) => (v ? 1 : 0)) : new Uint8Array(N);
+const LA = Int32Array.from(CUR0);
+const EX = Uint8Array.from(EXC0);
+const SCORE = view.suspect_score ? Float64Array.from(view.suspect_score, (v) => (v == null ? NaN : v)) : new Float64Array(N).fill(NaN);
+const SPRED = view.suspect_pred ? Int32Array.from(view.suspect_pred) : new Int32Array(N).fill(-1);
 const T = new Float64Array(2 * C); // class offsets (dx, dy)
 const S = new Float64Array(C).fill(1); // class scales about the original centre
 const HANDLE_R = 12; // px, radius of a class-centre handle
@@ -97,7 +108,7 @@ function resize() {
 // ---- edits and undo ------------------------------------------------------------------
 function snapshotOf(kind, index) {
   if (kind === "class") return { kind, index, tx: T[2 * index], ty: T[2 * index + 1], s: S[index] };
-  return { kind, index, mv: MV[index], rx: RX[index], ry: RY[index] };
+  return { kind, index, mv: MV[index], rx: RX[index], ry: RY[index], la: LA[index], ex: EX[index] };
 }
 
 function restore(e) {
@@ -105,13 +116,22 @@ function restore(e) {
     T[2 * e.index] = e.tx; T[2 * e.index + 1] = e.ty; S[e.index] = e.s; recompute(e.index);
   } else if (e.kind === "point") {
     MV[e.index] = e.mv; RX[e.index] = e.rx; RY[e.index] = e.ry; recompute(LAB[e.index]);
+    LA[e.index] = e.la; EX[e.index] = e.ex;
+  } else if (e.kind === "batch") { // several items at once (e.g. "relabel all similar")
+    for (const one of e.list.slice().reverse()) restore(one);
   } else {
-    T.set(e.T); S.set(e.S); MV.set(e.MV); RX.set(e.RX); RY.set(e.RY); recomputeAll();
+    T.set(e.T); S.set(e.S); MV.set(e.MV); RX.set(e.RX); RY.set(e.RY); LA.set(e.LA); EX.set(e.EX);
+    recomputeAll();
   }
 }
 
+// Whether item i's label state differs from the snapshot's (what this gate changes).
+const labelChanged = (i) => LA[i] !== CUR0[i] || EX[i] !== EXC0[i];
+
 function edited() {
-  return MV.some((v) => v) || T.some((v) => v !== 0) || S.some((v) => v !== 1);
+  if (MV.some((v) => v) || T.some((v) => v !== 0) || S.some((v) => v !== 1)) return true;
+  for (let i = 0; i < N; i++) if (labelChanged(i)) return true;
+  return false;
 }
 
 function undo() {
@@ -122,29 +142,34 @@ function undo() {
 
 function reset() {
   if (locked || !edited()) return;
-  undoStack.push({ kind: "all", T: T.slice(), S: S.slice(), MV: MV.slice(), RX: RX.slice(), RY: RY.slice() });
-  T.fill(0); S.fill(1); MV.fill(0); recomputeAll();
-  say("Reset to the model's layout (undo brings the edits back)."); changed();
+  undoStack.push({ kind: "all", T: T.slice(), S: S.slice(), MV: MV.slice(), RX: RX.slice(), RY: RY.slice(), LA: LA.slice(), EX: EX.slice() });
+  T.fill(0); S.fill(1); MV.fill(0); LA.set(CUR0); EX.set(EXC0); recomputeAll();
+  say("Reset to the model's layout and the snapshot's labels (undo brings the edits back)."); changed();
 }
 
 function changed() {
-  schedule(); requestReadout(); syncControls();
+  schedule(); requestReadout(); syncControls(); refreshPanels();
 }
 
 // ---- what the page sends to Python ---------------------------------------------------
 function ops() {
   const offsets = [], scales = Array.from(S), moved = [];
   for (let c = 0; c < C; c++) offsets.push([T[2 * c], T[2 * c + 1]]);
-  for (let i = 0; i < N; i++) if (MV[i]) moved.push([IDS[i], X[i], Y[i]]);
-  return { offsets, scales, moved };
+  const labels = []; // [sample_id, label_after, excluded] where they differ from the snapshot
+  for (let i = 0; i < N; i++) {
+    if (MV[i]) moved.push([IDS[i], X[i], Y[i]]);
+    if (labelChanged(i)) labels.push([IDS[i], LA[i], EX[i] === 1]);
+  }
+  return { offsets, scales, moved, labels };
 }
 
-// Rows for every point whose position differs from the snapshot, or that was moved by hand.
+// Rows for every point whose position differs from the snapshot, that was moved by hand, or
+// whose label state this gate changes; each states its label after the gate and exclusion.
 function payload() {
   const rows = [];
   for (let i = 0; i < N; i++) {
-    if (MV[i] || X[i] !== X0[i] || Y[i] !== Y0[i]) {
-      rows.push({ sample_id: IDS[i], x: X[i], y: Y[i], moved: MV[i] === 1 });
+    if (MV[i] || X[i] !== X0[i] || Y[i] !== Y0[i] || labelChanged(i)) {
+      rows.push({ sample_id: IDS[i], x: X[i], y: Y[i], moved: MV[i] === 1, label_after: LA[i], excluded: EX[i] === 1 });
     }
   }
   return { rows };

@@ -1,4 +1,4 @@
-// Gate page, part 3 of 3: pointer handling, controls, live readout, locking, start-up.
+// Gate page, part 3: pointer handling, controls, live readout, locking.
 
 // ---- pointer handling ------------------------------------------------------------------
 const local = (e) => { const b = canvas.getBoundingClientRect(); return [e.clientX - b.left, e.clientY - b.top]; };
@@ -33,18 +33,23 @@ canvas.addEventListener("pointermove", (e) => {
     const i = drag.index, c = LAB[i];
     MV[i] = 1; RX[i] = drag.x + dx - T[2 * c]; RY[i] = drag.y + dy - T[2 * c + 1];
     recompute(c); requestReadout();
+    dropHint(i, px, py, moveOnly(e));
   } else {
     cam.cx = drag.cx - dx; cam.cy = drag.cy - dy;
   }
   schedule();
 });
 
-const endDrag = () => {
+const endDrag = (e) => {
   if (!drag) return;
   const d = drag;
   drag = null;
+  tip.style.display = "none";
   if (d.kind === "class" && !d.moved) { choose(d.index); return; } // a click picks the class
+  if (d.kind === "point" && !d.moved) { openCard(d.index); return; } // a click opens its card
+  if (d.kind === "pan" && !d.moved && cardItem >= 0) closeCard(); // a click elsewhere closes it
   if (d.kind === "pan" || !d.moved) { schedule(); return; }
+  if (d.kind === "point" && e.type === "pointerup" && dropOnClass(d, ...local(e), moveOnly(e))) return;
   undoStack.push(d.undo);
   if (d.kind === "class") mergeIfDropped(d.index, d.fan);
   else say(`Moved sample ${IDS[d.index]} (${view.class_names[LAB[d.index]]}).`);
@@ -91,8 +96,11 @@ let hoverAt = [0, 0]; // where the pointer was (canvas px)
 function tipLines(i) {
   const names = view.class_names, t = LAB[i], p = PRED[i];
   const lines = [`sample ${IDS[i]}${MV[i] ? " · moved" : ""}`, `label ${names[t]} · predicted ${names[p] ?? p}`];
-  if (t !== p) lines.push("✗ misclassified");
-  return lines;
+  lines.push(t !== p ? "✗ misclassified" : "");
+  if (EX[i]) lines.push("excluded (not a valid item)");
+  else if (LA[i] !== t) lines.push(`relabelled as ${names[LA[i]]}`);
+  if (!locked) lines.push(`keys: 0-9 relabel · X ${EX[i] ? "include again" : "exclude"} · click: card`);
+  return lines.filter((line, k) => k === 2 || line);
 }
 
 function showTip(i, px, py) {
@@ -101,7 +109,7 @@ function showTip(i, px, py) {
     div.textContent = text;
     if (k === 2) div.className = "hill-tip-wrong";
     return div;
-  });
+  }).filter((div) => div.textContent);
   const preview = items.get(IDS[i]);
   const nodes = [];
   if (typeof preview === "string" && preview.startsWith("data:image/")) {
@@ -141,6 +149,7 @@ function fetchItem(i) {
     .finally(() => {
       asking.delete(id);
       if (hovered === i && !drag) showTip(i, ...hoverAt);
+      fillThumbs(id); // the card, the suspects list and the similar items show it too
     });
 }
 
@@ -211,6 +220,8 @@ function onKey(e) {
   if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === "z") {
     if (typing(target)) return;
     e.preventDefault(); undo();
+  } else if (triageKey(e, target) || labelKey(e, target)) {
+    e.preventDefault(); e.stopPropagation();
   } else if (e.key === "Escape" && hi) {
     clearHighlight();
   }
@@ -261,7 +272,14 @@ function buildLegend() {
   ring.className = "hill-key-wrong";
   const moved = document.createElement("span");
   moved.className = "hill-key-moved";
-  keys.append(ring, ` misclassified: ${wrongCount} of ${N} (ring colour = predicted class) `, moved, " moved by hand");
+  const relabelled = document.createElement("span");
+  relabelled.className = "hill-key-relabelled";
+  const excluded = document.createElement("span");
+  excluded.className = "hill-key-excluded";
+  const counts = document.createElement("span");
+  counts.className = "hill-corrections";
+  keys.append(ring, ` misclassified: ${wrongCount} of ${N} (ring colour = predicted class) `, moved,
+    " moved by hand ", relabelled, excluded, counts);
   legend.append(keys);
 }
 
@@ -275,6 +293,10 @@ function syncControls() {
   $(".hill-reset").disabled = locked || !edited();
   scaleInput.disabled = locked;
   scaleClass.disabled = locked;
+  const n = correctionCounts();
+  const counts = $(".hill-corrections");
+  if (counts) counts.textContent = ` relabelled ${n.relabelled}, excluded ${n.excluded}` + (n.changed ? ` (${n.changed} changed here)` : "");
+  $(".hill-moveonly-box").disabled = locked;
   root.querySelectorAll(".hill-legend-item").forEach((el) => {
     const c = Number(el.dataset.cls);
     el.classList.toggle("hill-selected", c === selected);
@@ -314,7 +336,8 @@ function showReadout(r, ms) {
   $(".hill-readout").innerHTML =
     `<b>What this edit asks of the model</b> (L_human of the current layout against the edited one): ` +
     `L_center <code>${f(r.l_center)}</code> · L_spread <code>${f(r.l_spread)}</code> · ` +
-    `L_point <code>${f(r.l_point)}</code> · <b>L_human <code>${f(r.l_human)}</code></b> ` +
+    `L_point <code>${f(r.l_point)}</code> · <b>L_human <code>${f(r.l_human)}</code></b> · ` +
+    `relabelled <code>${r.items_relabelled ?? 0}</code>, excluded <code>${r.items_excluded ?? 0}</code> ` +
     `<span class="hill-muted">(${ms.toFixed(0)} ms)</span>`;
 }
 
@@ -338,6 +361,7 @@ function lock(text, soft) {
   if (locked) return;
   locked = true; drag = null; gone = !!soft && soft === "gone";
   root.classList.add("hill-locked");
+  closeCard(); renderOffer(); renderSuspects();
   syncControls();
 }
 
@@ -445,10 +469,3 @@ root.hill = {
   tipText: () => (tip.style.display === "none" ? "" : tip.textContent),
   redraw: draw,
 };
-
-if (GATE.note) { const note = $(".hill-note"); note.textContent = GATE.note; note.style.display = "block"; }
-buildLegend();
-syncControls();
-new ResizeObserver(resize).observe(canvas);
-resize();
-pollStatus();

@@ -1,0 +1,18 @@
+// Gate page, last part: start-up, once every part has declared its state; hooks for tests.
+
+Object.assign(root.hill, {
+  labelAfter: (i) => LA[i],
+  excluded: (i) => EX[i] === 1,
+  corrections: correctionCounts,
+  cardItem: () => cardItem,
+  similar: () => (offer ? Array.from(offer.rows) : []),
+  suspect: () => ({ cursor, row: suspectAt(), order: Array.from(ORDER.slice(0, 50)) }),
+});
+
+if (GATE.note) { const note = $(".hill-note"); note.textContent = GATE.note; note.style.display = "block"; }
+buildLegend();
+renderSuspects();
+syncControls();
+new ResizeObserver(resize).observe(canvas);
+resize();
+pollStatus();
