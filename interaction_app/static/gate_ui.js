@@ -337,7 +337,7 @@ function showReadout(r, ms) {
     `<b>What this edit asks of the model</b> (L_human of the current layout against the edited one): ` +
     `L_center <code>${f(r.l_center)}</code> · L_spread <code>${f(r.l_spread)}</code> · ` +
     `L_point <code>${f(r.l_point)}</code> · <b>L_human <code>${f(r.l_human)}</code></b> · ` +
-    `relabelled <code>${r.items_relabelled ?? 0}</code>, excluded <code>${r.items_excluded ?? 0}</code> ` +
+    `<span class="hill-readout-labels">relabelled ${r.items_relabelled ?? 0}, excluded ${r.items_excluded ?? 0}</span> ` +
     `<span class="hill-muted">(${ms.toFixed(0)} ms)</span>`;
 }
 
