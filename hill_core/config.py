@@ -137,6 +137,14 @@ class DataConfig:
     label_column: str = "label"  # table only
     image_size: int = 32  # imagefolder only: images are resized to a square of this many pixels
     augment: bool = True  # cifar10 and imagefolder: random crop and flip while training
+    # Label noise for studies (hill_core/data/noise.py): this fraction of the training labels
+    # is flipped, deterministically from (label_noise_seed, base.seed); 0 flips nothing.
+    label_noise: float = 0.0
+    label_noise_kind: Literal["symmetric", "pairs"] = "symmetric"  # pairs: within each pair
+    # kind pairs: classes confused both ways, "a-b" comma-separated (digits' look-alikes)
+    label_noise_pairs: str = "1-7,3-8,4-9,5-6,0-2"
+    label_noise_seed: int = 0
+    label_noise_splits: Literal["train", "train+val"] = "train"  # test labels stay true
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,16 @@ class TrainConfig:
 
 # Keys added after runs were recorded: at these defaults they are left out of Config.hash(), so
 # the hashes stamped on earlier runs' edits and checkpoints (replay checks them) stay valid.
-HASH_NEUTRAL_DEFAULTS = {("train", "compile"): False}
+HASH_NEUTRAL_DEFAULTS = {
+    ("train", "compile"): False,
+    ("data", "label_noise"): 0.0,
+    ("data", "label_noise_kind"): "symmetric",
+    ("data", "label_noise_pairs"): "1-7,3-8,4-9,5-6,0-2",
+    ("data", "label_noise_seed"): 0,
+    ("data", "label_noise_splits"): "train",
+    ("hill", "suspects"): 100,
+    ("hill", "budget"): 30,
+}
 
 
 @dataclass(frozen=True)
@@ -179,6 +196,8 @@ class HillConfig:
     projection_sample: int = 2000  # training items used to fit P
     gate_epochs: list[int] = field(default_factory=lambda: [4, 8])  # pause after these epochs
     snapshot_size: int = 500  # items shown at a gate, stratified by class
+    suspects: int = 100  # plus the items whose labels look most wrong (hill_core/suspects.py)
+    budget: int = 30  # items a simulated label-correcting user (oracle...) inspects per gate
     on_skip: Literal["keep", "clear"] = "keep"  # a skipped gate keeps or clears the teacher
     # After the segment that follows a gate, compare with the lockstep baseline: revert drops a
     # teacher that cost more than guard_tolerance, adapt scales alpha by the measured benefit.
@@ -404,6 +423,8 @@ def _model_data_checks(cfg: Config) -> list[tuple[bool, str]]:
         ),
         # cifar_small_cnn (imagefolder's preset) halves the image three times: 8 px -> 1 px
         (d.image_size >= 8, "data.image_size must be at least 8 (pixels)"),
+        (0 <= d.label_noise < 1, "data.label_noise must lie in [0, 1) (a fraction of labels)"),
+        (d.label_noise_seed >= 0, "data.label_noise_seed must be non-negative"),
     ]
 
 
@@ -420,6 +441,8 @@ def _hill_gate_checks(cfg: Config) -> list[tuple[bool, str]]:
         # P's PCA/LDA needs two items for two axes (sampling keeps one per class on top)
         (h.projection_sample >= 2, "hill.projection_sample must be at least 2"),
         (h.snapshot_size >= 2, "hill.snapshot_size must be at least 2"),
+        (h.suspects >= 0, "hill.suspects must be non-negative"),
+        (h.budget >= 0, "hill.budget must be non-negative"),
         (h.gate_epochs == sorted(set(h.gate_epochs)), "hill.gate_epochs must increase strictly"),
         (
             all(h.freeze_epoch <= e < t.epochs for e in h.gate_epochs),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hill_core.corrections import Corrections, corrections_from_edits
 from hill_core.edits import EditsError, file_sha256, read_edits
 from hill_core.teacher import Teacher, teacher_from_edits
 
@@ -51,3 +52,14 @@ class GateDecision:
         edits, _ = read_edits(self.edits_path)
         teacher = teacher_from_edits(edits, num_classes)
         return teacher if teacher.edited else None
+
+    def corrections(self, num_classes: int) -> Corrections | None:
+        """The label corrections an approval puts in force (None: none, or not an approval).
+
+        A skip or stop records the corrections in force unchanged, so what was in force stays.
+        """
+        if self.decision != "approve":
+            return None
+        edits, _ = read_edits(self.edits_path)
+        corrections = corrections_from_edits(edits, num_classes)
+        return None if corrections.empty else corrections

@@ -5,9 +5,16 @@ A *snapshot* is what a gate shows: one row per sampled training item with its st
 ``x, y`` (2-D, in the frozen projection's units).
 
 An *edits* table is what a gate decides: one row per snapshot item with the position before
-and after the edit and whether the person moved that single point. File-level metadata holds
-the schema version, the config hash and the decision (approve, skip or stop), so that a replay
-needs nothing but these files.
+and after the edit, whether the person moved that single point (a latent request), and the
+item's label after the gate (``label_after``: the class the person says it is) and whether it
+is ``excluded`` from training ("not a valid item"). File-level metadata holds the schema
+version, the config hash, the number of classes and the decision (approve, skip or stop), so
+that a replay needs nothing but these files.
+
+Label corrections are *cumulative*: a gate's snapshot holds every item corrected before it
+(``current_label``, ``excluded``), so the edits file of the latest approved gate states every
+correction in force (see :mod:`hill_core.corrections`). Files of schema version 1 (before label
+corrections) still read: their items keep their labels and none is excluded.
 
 Every read and write validates; a bad table raises :class:`EditsError` with one line and
 writes nothing. Writes are atomic: temp file, fsync, rename.
@@ -33,7 +40,8 @@ import pyarrow.parquet as pq
 
 from hill_core.errors import HillError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = ("1", "2")  # 1: before label corrections (no label_after, excluded)
 DECISIONS = ("approve", "skip", "stop")
 
 SNAPSHOT_COLUMNS = {
@@ -47,6 +55,16 @@ SNAPSHOT_COLUMNS = {
 # Optional snapshot columns, kept when present: ``item`` is a small preview of each item for the
 # gate page (a data: URL of a PNG or WebP image, or a line of text; hill_core/snapshot.py).
 SNAPSHOT_OPTIONAL_COLUMNS = ("item",)
+# Optional snapshot columns with a default where absent (older files): the label training uses
+# now (earlier gates' corrections; ``label`` where none), whether the item is excluded, and the
+# suspects ranking (hill_core/suspects.py): how likely the given label is wrong, in [0, 1] (NaN:
+# not scored), and the class a model that did not fit the item predicts (-1: not scored).
+SNAPSHOT_STATE_COLUMNS = {
+    "current_label": "int64",
+    "excluded": "bool",
+    "suspect_score": "float64",
+    "suspect_pred": "int64",
+}
 EDITS_COLUMNS = {
     "run_id": "str",
     "gate_epoch": "int64",
@@ -57,7 +75,10 @@ EDITS_COLUMNS = {
     "x_after": "float64",
     "y_after": "float64",
     "moved": "bool",
+    "label_after": "int64",  # the label training uses from this gate on (= label: unchanged)
+    "excluded": "bool",  # the item leaves the training set from this gate on
 }
+V1_DEFAULTS = {"label_after": "label", "excluded": False}  # columns a version-1 file lacks
 
 
 # The edit box (view units: the view's RMS radius is 1 at the freeze). Every edited position
@@ -84,6 +105,7 @@ class EditsMeta:
     decision: str = "approve"
     schema_version: int = SCHEMA_VERSION
     source: str = ""  # who decided: page | prefect | timeout | autopilot:<strategy>
+    num_classes: int = 0  # C of the data set; label_after must lie in [0, C) (0: not known)
 
     def to_bytes(self) -> dict[bytes, bytes]:
         return {
@@ -91,6 +113,7 @@ class EditsMeta:
             b"hill.config_hash": self.config_hash.encode(),
             b"hill.decision": self.decision.encode(),
             b"hill.source": self.source.encode(),
+            b"hill.num_classes": str(self.num_classes).encode(),
         }
 
 
@@ -101,6 +124,8 @@ def make_edits(
     moved: np.ndarray,
     run_id: str,
     gate_epoch: int,
+    label_after: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Build an edits table from a snapshot and target positions.
 
@@ -108,7 +133,13 @@ def make_edits(
         snapshot: the gate's snapshot table, N rows.
         x_after, y_after: (N,) target view positions q_i, aligned with the snapshot rows.
         moved: (N,) bool, True where the person moved that single point.
+        label_after: (N,) int64 class of each item after the gate; None keeps the snapshot's
+            ``current_label`` (the corrections in force).
+        excluded: (N,) bool, items out of training after the gate; None keeps the snapshot's.
     """
+    state = snapshot_state(snapshot)
+    label_after = state["current_label"] if label_after is None else label_after
+    excluded = state["excluded"] if excluded is None else excluded
     return pd.DataFrame(
         {
             "run_id": run_id,
@@ -120,6 +151,25 @@ def make_edits(
             "x_after": np.asarray(x_after, np.float64),
             "y_after": np.asarray(y_after, np.float64),
             "moved": np.asarray(moved, bool),
+            "label_after": np.asarray(label_after, np.int64),
+            "excluded": np.asarray(excluded, bool),
+        }
+    )
+
+
+def snapshot_state(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot's :data:`SNAPSHOT_STATE_COLUMNS`, with their defaults where absent."""
+    n = len(snapshot)
+    defaults = {
+        "current_label": snapshot["label"].to_numpy(np.int64),
+        "excluded": np.zeros(n, bool),
+        "suspect_score": np.full(n, np.nan),
+        "suspect_pred": np.full(n, -1, np.int64),
+    }
+    return pd.DataFrame(
+        {
+            c: snapshot[c].to_numpy(dtype) if c in snapshot.columns else defaults[c]
+            for c, dtype in SNAPSHOT_STATE_COLUMNS.items()
         }
     )
 
@@ -170,9 +220,11 @@ def validate_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
         EditsError: no rows (a gate with nothing to show), NaN/inf or positions beyond
             ``VIEW_LIMIT``, or duplicate sample ids.
     """
-    optional = [c for c in SNAPSHOT_OPTIONAL_COLUMNS if c in getattr(snapshot, "columns", ())]
+    columns = getattr(snapshot, "columns", ())
+    optional = [c for c in SNAPSHOT_OPTIONAL_COLUMNS if c in columns]
     extra = {c: _text_column(snapshot[c], c) for c in optional}
-    snapshot = _with_columns(snapshot, SNAPSHOT_COLUMNS, "snapshot")
+    state = {c: t for c, t in SNAPSHOT_STATE_COLUMNS.items() if c in columns}
+    snapshot = _with_columns(snapshot, {**SNAPSHOT_COLUMNS, **state}, "snapshot")
     for column, values in extra.items():
         snapshot[column] = values
     if snapshot.empty:
@@ -180,16 +232,24 @@ def validate_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
     _check_finite(snapshot, ["x", "y"], "snapshot")
     _check_view_limit(snapshot, ["x", "y"], "snapshot")
     _check_unique_ids(snapshot, "snapshot")
+    if "current_label" in snapshot:
+        _check_classes(snapshot, "current_label", 0, "snapshot")
     return snapshot
 
 
-def validate_edits(edits: pd.DataFrame, snapshot: pd.DataFrame | None = None) -> pd.DataFrame:
+def validate_edits(
+    edits: pd.DataFrame, snapshot: pd.DataFrame | None = None, num_classes: int = 0
+) -> pd.DataFrame:
     """Check an edits table (against its snapshot when given) and return it with canonical dtypes.
 
+    Args:
+        num_classes: C of the data set: every ``label_after`` must be a class id in [0, C)
+            (0: C not known, ids must still be non-negative).
     Raises:
         EditsError: NaN/inf positions, positions outside the edit box (:func:`edit_box`),
             duplicate or unknown sample ids, labels that differ from the snapshot,
-            before-positions that differ from the snapshot, or several gates in one table.
+            before-positions that differ from the snapshot, a ``label_after`` that names no
+            class, or several gates in one table.
     """
     edits = _with_columns(edits, EDITS_COLUMNS, "edits")
     if edits.empty:
@@ -198,6 +258,7 @@ def validate_edits(edits: pd.DataFrame, snapshot: pd.DataFrame | None = None) ->
     _check_view_limit(edits, ["x_before", "y_before"], "edits")
     check_in_box(edits, ["x_after", "y_after"], ["x_before", "y_before"], "edits")
     _check_unique_ids(edits, "edits")
+    _check_classes(edits, "label_after", num_classes, "edits")
     if edits["gate_epoch"].nunique() != 1 or edits["run_id"].nunique() != 1:
         raise EditsError("edits: one file must hold one gate of one run")
     if snapshot is not None:
@@ -215,7 +276,7 @@ def write_edits(
     """
     if meta.decision not in DECISIONS:
         raise EditsError(f"edits: decision {meta.decision!r} is not one of {', '.join(DECISIONS)}")
-    edits = validate_edits(edits, snapshot)
+    edits = validate_edits(edits, snapshot, meta.num_classes)
     return _write_parquet(Path(path), edits, meta.to_bytes(), exclusive)
 
 
@@ -231,37 +292,57 @@ def read_edits(
     table = _read_parquet(path)
     raw = table.schema.metadata or {}
     version = raw.get(b"hill.schema_version", b"?").decode()
-    if version != str(SCHEMA_VERSION):
-        raise EditsError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
+    if version not in READABLE_VERSIONS:
+        readable = " or ".join(READABLE_VERSIONS)
+        raise EditsError(f"{path}: schema version {version}, expected {readable}")
     meta = EditsMeta(
         config_hash=raw.get(b"hill.config_hash", b"").decode(),
         decision=raw.get(b"hill.decision", b"approve").decode(),
+        schema_version=int(version),
         source=raw.get(b"hill.source", b"").decode(),  # absent in files of earlier versions
+        num_classes=_int_meta(raw, b"hill.num_classes", path),
     )
     if meta.decision not in DECISIONS:
         raise EditsError(f"{path}: decision {meta.decision!r} is not one of {', '.join(DECISIONS)}")
+    edits = table.to_pandas()
+    if version == "1":
+        edits = edits.assign(label_after=edits.get("label"), excluded=False)
     try:
-        return validate_edits(table.to_pandas(), snapshot), meta
+        return validate_edits(edits, snapshot, meta.num_classes), meta
     except EditsError as err:
         raise EditsError(f"{path}: {err}") from None
 
 
-def write_snapshot(path: str | Path, snapshot: pd.DataFrame, gate_epoch: int, run_id: str) -> Path:
-    """Validate and write a snapshot atomically, with its gate epoch and run id as metadata."""
+def _int_meta(raw: dict[bytes, bytes], key: bytes, path: Path) -> int:
+    """A non-negative whole number of a file's metadata; 0 where absent (older files)."""
+    text = raw.get(key, b"0").decode()
+    if not text.isdigit():
+        raise EditsError(f"{path}: metadata {key.decode()} is {text!r}, not a whole number")
+    return int(text)
+
+
+def write_snapshot(
+    path: str | Path, snapshot: pd.DataFrame, gate_epoch: int, run_id: str, num_classes: int = 0
+) -> Path:
+    """Validate and write a snapshot atomically, with its gate epoch, run id and number of
+    classes (0: not known) as metadata."""
     snapshot = validate_snapshot(snapshot)
     meta = {b"hill.gate_epoch": str(gate_epoch).encode(), b"hill.run_id": run_id.encode()}
+    meta[b"hill.num_classes"] = str(num_classes).encode()
     meta[b"hill.schema_version"] = str(SCHEMA_VERSION).encode()
     return _write_parquet(Path(path), snapshot, meta)
 
 
 def read_snapshot(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Read and validate a snapshot file; returns the table and ``{"gate_epoch", "run_id"}``."""
+    """Read and validate a snapshot file; returns the table and its metadata
+    ``{"gate_epoch", "run_id", "num_classes"}`` (text; num_classes "0" where not known)."""
     path = Path(path)
     table = _read_parquet(path)
     raw = table.schema.metadata or {}
     meta = {
         "gate_epoch": raw.get(b"hill.gate_epoch", b"0").decode(),
         "run_id": raw.get(b"hill.run_id", b"").decode(),
+        "num_classes": str(_int_meta(raw, b"hill.num_classes", path)),
     }
     try:
         return validate_snapshot(table.to_pandas()), meta
@@ -320,6 +401,19 @@ def _check_view_limit(df: pd.DataFrame, columns: list[str], what: str) -> None:
             f"{what}: {columns[col]} of sample {df['sample_id'].iloc[row]} is "
             f"{values[row, col]:.6g}, beyond the view's limit of +-{VIEW_LIMIT:g} "
             "(a diverged model?)"
+        )
+
+
+def _check_classes(df: pd.DataFrame, column: str, num_classes: int, what: str) -> None:
+    """Every value of ``column`` is a class id: >= 0, and < ``num_classes`` when known (> 0)."""
+    values = df[column].to_numpy(np.int64)
+    bad = (values < 0) | ((values >= num_classes) if num_classes > 0 else False)
+    if bad.any():
+        i = int(np.argmax(bad))
+        known = f"[0, {num_classes})" if num_classes > 0 else "non-negative"
+        raise EditsError(
+            f"{what}: {column} of sample {df['sample_id'].iloc[i]} is {values[i]}, "
+            f"not a known class id ({known})"
         )
 
 
@@ -401,4 +495,12 @@ def edits_summary(edits: pd.DataFrame) -> dict[str, float]:
         "points_moved": float(edits["moved"].sum()),
         "points_displaced": float((d > 1e-9).sum()),
         "mean_displacement": float(d.mean()) if len(d) else 0.0,
+        **correction_counts(edits),
     }
+
+
+def correction_counts(edits: pd.DataFrame) -> dict[str, float]:
+    """How many items a gate's file has relabelled and excluded (the corrections in force)."""
+    excluded = edits["excluded"].to_numpy(bool)
+    relabelled = (edits["label_after"] != edits["label"]).to_numpy() & ~excluded
+    return {"items_relabelled": float(relabelled.sum()), "items_excluded": float(excluded.sum())}

@@ -14,7 +14,8 @@ Gradients w.r.t. p_j, j in c:
     L_center: -2 h_c e_c / (S n_c U),  h_c = relu(g |shift_c| - progress_c) / U, e_c the shift's
               direction, S shifted classes in the batch
     L_spread: sign_c [sign_c (s_c - t_c) > 0] (u_j - u_bar_c) / (K n_c U), K scaled classes
-    L_point:  2 hit_j (p_j - target_j) / (M U^2), M moved items in the batch
+    L_point:  2 hit_j (p_j - target_j) / (B U^2), B items in the batch (a moved point weighs
+              as much as one item's cross-entropy)
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class _HumanLoss(torch.autograd.Function):
         excess = sign * (s - teacher.scales * teacher.gate_spreads * frame.growth)  # (C,)
         hit, target = moved_in_batch(p, ids, teacher, mu, present, frame)
         err = (p - target) / unit  # (B, 2)
-        n_hit = hit.sum().clamp(min=1.0)
+        n_hit = p.new_tensor(float(len(p)))  # per batch item, as CE: not per moved item
         parts = torch.stack(
             [
                 short.square().sum() / n_shifted,

@@ -20,6 +20,7 @@ import pandas as pd
 
 from hill_core.checkpoint import fork_state
 from hill_core.config import Config
+from hill_core.corrections import Corrections
 from hill_core.data import DataBundle
 from hill_core.decision import GateDecision
 from hill_core.edits import EditsMeta, read_edits, write_edits
@@ -33,10 +34,12 @@ from hill_core.users import simulated_edits
 
 @dataclass(frozen=True)
 class Guidance:
-    """Which gate's edit is the teacher (None: plain CE) and the guard's factor on alpha."""
+    """Which gate's edit is the teacher (None: plain CE), the guard's factor on alpha, and
+    which gate's file holds the label corrections in force (None: the data set's labels)."""
 
     gate: int | None = None
     alpha_scale: float = 1.0
+    labels: int | None = None
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Steps(Protocol):
     def fork_baseline(self) -> None: ...
     def mark(self) -> Any: ...
     def rewind(self, mark: Any) -> None: ...
-    def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]: ...
+    def gate(self, epoch: int, progress: Progress, guidance: Guidance) -> GateOutcome: ...
     def judged(self, verdict: GuardVerdict) -> None: ...
 
 
@@ -84,12 +87,27 @@ def baseline_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, hill=dataclasses.replace(cfg.hill, alpha=0.0, gate_epochs=[]))
 
 
-def after_gate(cfg: Config, guidance: Guidance, gate_epoch: int, decision: str, edited: bool):
+@dataclass(frozen=True)
+class GateOutcome:
+    """What a gate decided: approve, skip or stop; whether its layout edit teaches (a latent
+    request); whether its file holds label corrections (cumulative: all those in force)."""
+
+    decision: str
+    edited: bool = False
+    corrected: bool = False
+
+
+def after_gate(cfg: Config, guidance: Guidance, gate_epoch: int, outcome: GateOutcome):
     """The guidance after a gate: an edited approval teaches, an unedited one clears the
-    teacher (nothing to teach), a skip keeps or clears it (``hill.on_skip``)."""
-    if decision == "approve":
-        return dataclasses.replace(guidance, gate=gate_epoch if edited else None)
-    if decision == "skip" and cfg.hill.on_skip == "keep":
+    teacher (nothing to teach), a skip keeps or clears it (``hill.on_skip``). An approval's
+    file states every label correction in force; a skip changes none."""
+    if outcome.decision == "approve":
+        return dataclasses.replace(
+            guidance,
+            gate=gate_epoch if outcome.edited else None,
+            labels=gate_epoch if outcome.corrected else None,
+        )
+    if outcome.decision == "skip" and cfg.hill.on_skip == "keep":
         return guidance
     return dataclasses.replace(guidance, gate=None)
 
@@ -116,10 +134,10 @@ def drive(cfg: Config, steps: Steps, lockstep: bool = True) -> Progress:
             steps.fork_baseline()
             progress.baseline_val = dict(progress.guided_val)  # equal up to the fork
             forked = True
-        decision, edited = steps.gate(last, progress)
-        if decision == "stop":
+        outcome = steps.gate(last, progress, guidance)
+        if outcome.decision == "stop":
             break
-        previous, guidance = guidance, after_gate(cfg, guidance, last, decision, edited)
+        previous, guidance = guidance, after_gate(cfg, guidance, last, outcome)
         progress.last_edit = guidance.gate
     return progress
 
@@ -134,10 +152,12 @@ def _guard(cfg, steps, progress, guidance, previous, mark, segment) -> Guidance:
     steps.judged(verdict)
     if verdict.action == "revert":
         # Back to the teacher before this one; a teacher kept through a skipped gate is its
-        # own predecessor there, so dropping it means plain CE.
+        # own predecessor there, so dropping it means plain CE. The guard judges the latent
+        # teacher only: label corrections stay (docs/method.md, "The guard").
         fallback = (
             previous if previous.gate != guidance.gate else Guidance(None, guidance.alpha_scale)
         )
+        fallback = dataclasses.replace(fallback, labels=guidance.labels)
         steps.rewind(mark)
         progress.record("guided", steps.train("guided", first, last, fallback))
         progress.last_edit = fallback.gate
@@ -170,13 +190,17 @@ class InProcess:
         self.on_epoch: EpochHook = on_epoch or (lambda run, metrics: None)
         self.result = RunResult(init_state(cfg, data))
         self.teachers: dict[int, Teacher] = {}
+        self.corrections: dict[int, Corrections] = {}
 
     def train(self, run: str, first: int, last: int, guidance: Guidance) -> list[dict]:
         r = self.result
         state = r.state if run == "guided" else r.baseline
         teacher = self.teachers.get(guidance.gate) if guidance.gate is not None else None
+        corrections = self.corrections.get(guidance.labels) if guidance.labels else None
         hook = lambda metrics: self.on_epoch(run, metrics)  # noqa: E731
-        _, history = train_segment(state, first, last, teacher, hook, guidance.alpha_scale)
+        _, history = train_segment(
+            state, first, last, teacher, hook, guidance.alpha_scale, corrections
+        )
         (r.history if run == "guided" else r.baseline_history).extend(history)
         return history
 
@@ -193,15 +217,20 @@ class InProcess:
         r.state = mark
         r.history = [m for m in r.history if m["epoch"] <= mark.epoch]
 
-    def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]:
+    def gate(self, epoch: int, progress: Progress, guidance: Guidance) -> GateOutcome:
         state, data = self.result.state, self.result.state.data
         val = evaluate(state.model, data.val, state.device, data.num_classes)
-        decided = self.answer_gate(state, take_snapshot(state), epoch, val).verified()
+        in_force = self.corrections.get(guidance.labels) if guidance.labels else None
+        snapshot = take_snapshot(state, corrections=in_force)
+        decided = self.answer_gate(state, snapshot, epoch, val).verified()
         self.result.gates[epoch] = decided
         teacher = decided.teacher(data.num_classes)
         if teacher is not None:
             self.teachers[epoch] = teacher
-        return decided.decision, teacher is not None
+        corrections = decided.corrections(data.num_classes)
+        if corrections is not None:
+            self.corrections[epoch] = corrections
+        return GateOutcome(decided.decision, teacher is not None, corrections is not None)
 
     def judged(self, verdict: GuardVerdict) -> None:
         pass  # the verdicts are in the returned Progress
@@ -248,12 +277,26 @@ def recorded_answers(folder: str | Path) -> AnswerGate:
 
 
 def simulated_decision(
-    strategy: str, snapshot: pd.DataFrame, confusion, cfg: Config, run_id: str, path: Path
+    strategy: str,
+    snapshot: pd.DataFrame,
+    confusion,
+    cfg: Config,
+    run_id: str,
+    path: Path,
+    data: DataBundle,
 ) -> GateDecision:
-    """A simulated user's edit at a gate, recorded at ``path`` as an approval."""
+    """A simulated user's edit at a gate, recorded at ``path`` as an approval.
+
+    ``data`` gives the number of classes and, for the oracles alone, the true labels of
+    items whose labels ``data.label_noise`` flipped.
+    """
     epoch = int(path.stem.split("_")[-1])
-    edits = simulated_edits(strategy, snapshot, confusion, cfg.base.seed, run_id, epoch)
-    meta = EditsMeta(cfg.hash(), "approve", source=f"autopilot:{strategy}")
+    edits = simulated_edits(
+        strategy, snapshot, confusion, cfg.base.seed, run_id, epoch, data.truth, cfg.hill.budget
+    )
+    meta = EditsMeta(
+        cfg.hash(), "approve", source=f"autopilot:{strategy}", num_classes=data.num_classes
+    )
     return GateDecision.recorded(write_edits(path, edits, meta, snapshot))
 
 
@@ -263,7 +306,7 @@ def autopilot_answers(strategy: str, folder: str | Path) -> AnswerGate:
     def answer(state, snapshot, gate_epoch, val) -> GateDecision:
         path = gate_file(folder, gate_epoch)
         return simulated_decision(
-            strategy, snapshot, val.confusion, state.config, Path(folder).name, path
+            strategy, snapshot, val.confusion, state.config, Path(folder).name, path, state.data
         )
 
     return answer

@@ -107,7 +107,10 @@ def human_components(
     - L_spread: each scaled class's spread must be at most (compacted) or at least (spread)
       ``k_c s0_c g``: ``mean_c relu(+-(s_c - k_c s0_c g))``.
     - L_point: each moved point goes to its target, which follows the class it was dropped
-      into: ``mean_i |p_i - (mu_home + g (q_i - mu*_home))|^2`` (home's batch centre, detached).
+      into: ``sum_i hit_i |p_i - (mu_home + g (q_i - mu*_home))|^2 / B`` (home's batch centre,
+      detached). Averaged over the batch's B items, as cross-entropy is, so a moved point
+      weighs as much as one item's CE: 30 dragged points among a thousand cannot outweigh the
+      rest (averaged over the moved points alone, they cost -45 pp at alpha 0.5).
 
     Args:
         p: (B, 2) view positions. y: (B,) labels. ids: (B,) stable sample ids.
@@ -132,7 +135,7 @@ def human_components(
     excess = F.relu(sign * (s - target)) / frame.unit
     l_spread = (excess * scaled).sum() / scaled.sum().clamp(min=1.0)
     hit, target_p = moved_in_batch(p, ids, teacher, mu.detach(), present, frame)
-    l_point = (((p - target_p) / frame.unit) ** 2).sum(1) @ hit / hit.sum().clamp(min=1.0)
+    l_point = (((p - target_p) / frame.unit) ** 2).sum(1) @ hit / len(p)
     return {"l_center": l_center, "l_spread": l_spread, "l_point": l_point}
 
 

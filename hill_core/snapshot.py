@@ -32,41 +32,90 @@ PREVIEW_INK = ((31, 119, 180), (214, 39, 40), (44, 160, 44))  # one colour per d
 # net (32 x 32 x 32 x 32 float32 = 4 MB a layer) ~33 MB at 32 items, ~90 MB at 128.
 CHUNK = 32
 PREVIEW_CHUNK = 1024  # previews turned into one Arrow chunk at a time (~0.5 MB of text)
+# Suspects are ranked within a stratified pool of at most this many training items (with the
+# snapshot's own): the probe's cost stays bounded on large data sets (5-fold logistic
+# regression on 5,000 x 128 takes a few seconds on one CPU core).
+SUSPECT_POOL = 5000
+SKETCH_DIMS = 128  # latents wider than this are randomly projected to it for the probe
 
 
-def take_snapshot(state, size: int | None = None) -> pd.DataFrame:
-    """Snapshot table (sample_id, label, class_name, pred, x, y, item) of ``size`` training items.
+def take_snapshot(state, size: int | None = None, corrections=None) -> pd.DataFrame:
+    """Snapshot table of ``size`` training items, the items already corrected, and the top
+    suspects; columns sample_id, label, class_name, pred, x, y, item, current_label, excluded,
+    suspect_score, suspect_pred (see ``hill_core.edits``).
 
-    The same items are drawn at every gate of a run (seeded by base.seed), so gates compare.
-    Positions are ``P(z)`` in view units; the model is left in eval mode. ``item`` is each
-    item's preview (:func:`item_preview`). A ``size`` beyond the training set takes all of it,
-    with a log warning; the table's ``attrs["note"]`` then says so in one line.
+    The same stratified items are drawn at every gate of a run (seeded by base.seed), so gates
+    compare. On top come every item that ``corrections`` (the label corrections in force)
+    relabels or excludes, so a later gate shows them and can undo them, and the
+    ``hill.suspects`` items whose given labels look most wrong (:mod:`hill_core.suspects`), out
+    of a pool of at most :data:`SUSPECT_POOL` items. ``label`` is always the data set's label;
+    ``current_label`` is the one training uses now. Positions are ``P(z)`` in view units; the
+    model is left in eval mode. ``item`` is each item's preview (:func:`item_preview`). A
+    ``size`` beyond the training set takes all of it, with a log warning; the table's
+    ``attrs["note"]`` then says so in one line.
 
     Memory does not grow with ``size`` beyond the table itself: the items go through the model
-    :data:`CHUNK` at a time and only their view positions and predictions are kept, never the
-    (N, d) latents (50,000 x 4,096 float32 = 820 MB for the prototype CIFAR net).
+    :data:`CHUNK` at a time and only their view positions, predictions and a
+    :data:`SKETCH_DIMS`-wide sketch of the latents are kept, never the (N, d) latents
+    (50,000 x 4,096 float32 = 820 MB for the prototype CIFAR net).
     """
     if state.projection is None:
         raise ValueError("no frozen projection yet: a snapshot needs hill.freeze_epoch passed")
-    size = state.config.hill.snapshot_size if size is None else size
+    from hill_core.corrections import Corrections
+    from hill_core.suspects import rank, suspect_scores
+
+    cfg = state.config
+    size = cfg.hill.snapshot_size if size is None else size
     data = state.data.train_eval
+    corrections = corrections or Corrections.none()
     note = size_note(size, len(data))
     if note:
         log.warning(note)
-    rows = stratified_sample(data.labels, size, state.config.base.seed)
-    # The model sees the items as evaluation does (normalised); previews use the raw items.
-    sample = data.subset(rows, data.transform)
-    xy, pred = view_positions(state, sample)
+    sample = stratified_sample(data.labels, size, cfg.base.seed)
+    pool = np.union1d(sample, stratified_sample(data.labels, SUSPECT_POOL, cfg.base.seed))
+    current = corrections.label_of(data.ids, data.labels)  # (N,) labels training uses
+    excluded = corrections.is_excluded(data.ids)  # (N,)
+    xy, pred, sketch = view_positions(state, data.subset(pool, data.transform), sketch=True)
+    score, suspect_pred = suspect_scores(
+        sketch, current[pool], state.data.num_classes, cfg.base.seed
+    )
+    corrected = np.flatnonzero(excluded | (current != data.labels))
+    in_pool = np.isin(pool, sample) | np.isin(pool, corrected)
+    candidates = rank(np.where(excluded[pool], np.nan, score))
+    top = [i for i in candidates if not in_pool[i]][: cfg.hill.suspects]
+    in_pool[top] = True
+    rows = pool[in_pool]
+    missing = np.setdiff1d(corrected, pool)  # corrected items outside the pool: not scored
+    if len(missing):
+        more_xy, more_pred, _ = view_positions(state, data.subset(missing, data.transform))
+        rows = np.concatenate([rows, missing])
+        xy = np.concatenate([xy[in_pool], more_xy])
+        pred = np.concatenate([pred[in_pool], more_pred])
+        score = np.concatenate([score[in_pool], np.full(len(missing), np.nan)])
+        suspect_pred = np.concatenate([suspect_pred[in_pool], np.full(len(missing), -1)])
+    else:
+        xy, pred, score, suspect_pred = (
+            xy[in_pool],
+            pred[in_pool],
+            score[in_pool],
+            suspect_pred[in_pool],
+        )
+    order = np.argsort(rows, kind="stable")
+    rows, xy, pred, score, suspect_pred = (a[order] for a in (rows, xy, pred, score, suspect_pred))
     names = np.asarray(state.data.class_names, dtype=object)
     table = pd.DataFrame(
         {
-            "sample_id": sample.ids,
-            "label": sample.labels,
-            "class_name": names[sample.labels],
+            "sample_id": data.ids[rows],
+            "label": data.labels[rows],
+            "class_name": names[data.labels[rows]],
             "pred": pred,
             "x": xy[:, 0],
             "y": xy[:, 1],
             "item": previews(data.subset(rows)),
+            "current_label": current[rows],
+            "excluded": excluded[rows],
+            "suspect_score": score,
+            "suspect_pred": suspect_pred,
         }
     )
     if note:
@@ -74,18 +123,30 @@ def take_snapshot(state, size: int | None = None) -> pd.DataFrame:
     return table
 
 
-def view_positions(state, sample) -> tuple[np.ndarray, np.ndarray]:
+def view_positions(state, sample, sketch: bool = False):
     """View positions (N, 2) float64 and predicted classes (N,) int64 of ``sample``'s items,
-    :data:`CHUNK` items per forward pass."""
+    :data:`CHUNK` items per forward pass; with ``sketch``, also (N, k) float32 latents (k =
+    d up to :data:`SKETCH_DIMS`, else a fixed random projection to that width, which keeps
+    distances and linear separability roughly; seeded, so the same at every gate)."""
     xy = np.empty((len(sample), 2), np.float64)
     pred = np.empty(len(sample), np.int64)
+    sketches, basis = [], None
     for start in range(0, len(sample), CHUNK):
         part = np.arange(start, min(start + CHUNK, len(sample)))
         z, logits = latents_of(state.model, sample.subset(part, sample.transform), state.device)
         with torch.no_grad():
             xy[part] = state.projection(z.to(state.device)).cpu().numpy()
         pred[part] = logits.argmax(1).numpy()
-    return xy, pred
+        if sketch:
+            z = z.reshape(len(part), -1).double().numpy()
+            if basis is None and z.shape[1] > SKETCH_DIMS:
+                rng = np.random.default_rng(state.config.base.seed)
+                basis = rng.normal(size=(z.shape[1], SKETCH_DIMS)) / np.sqrt(SKETCH_DIMS)
+            sketches.append((z if basis is None else z @ basis).astype(np.float32))
+    if not sketch:
+        return xy, pred
+    width = min(SKETCH_DIMS, sketches[0].shape[1]) if sketches else 0
+    return xy, pred, np.concatenate(sketches) if sketches else np.zeros((0, width), np.float32)
 
 
 def previews(raw) -> pd.api.extensions.ExtensionArray:

@@ -127,6 +127,7 @@ def teacher_from_edits(edits: pd.DataFrame, num_classes: int) -> Teacher:
     Raises:
         EditsError: a teacher value that is not finite in float32.
     """
+    edits = latent_rows(edits)
     labels = edits["label"].to_numpy(np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"edits hold labels outside [0, {num_classes})")
@@ -147,6 +148,28 @@ def teacher_from_edits(edits: pd.DataFrame, num_classes: int) -> Teacher:
         target_centers=_float32("target_centers", targets),
         gate_radius=_float32("gate_radius", np.float64(max(_rms_radius(edits), 1e-6))),
     )
+
+
+def latent_rows(edits: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an edits table as the latent teacher reads them, in training's labels.
+
+    Excluded items leave (training never sees them). A relabelled item counts in its new
+    class, at its position before the gate, and is no latent request: its correction reaches
+    training as a label (docs/method.md, "Label corrections"), and where it was dropped says
+    only which class it joined.
+    """
+    if "label_after" not in edits:  # a table built before label corrections (tests, tools)
+        return edits
+    kept = edits[~edits["excluded"].to_numpy(bool)]
+    relabelled = (kept["label_after"] != kept["label"]).to_numpy()
+    if not relabelled.any():
+        return kept
+    out = kept.copy()
+    out["label"] = kept["label_after"]
+    out.loc[relabelled, "x_after"] = kept.loc[relabelled, "x_before"]
+    out.loc[relabelled, "y_after"] = kept.loc[relabelled, "y_before"]
+    out.loc[relabelled, "moved"] = False
+    return out
 
 
 def _float32(name: str, values: np.ndarray) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from torch.utils.weak import WeakIdKeyDictionary
 
 from hill_core.config import Config
+from hill_core.corrections import Corrections
 from hill_core.data import DataBundle, IndexedDataset
 from hill_core.errors import HillError
 from hill_core.evaluate import evaluate, latents_of
@@ -130,6 +131,7 @@ def train_segment(
     teacher: Teacher | None,
     on_epoch: EpochHook | None = None,
     alpha_scale: float = 1.0,
+    corrections: Corrections | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Train epochs ``first_epoch..last_epoch`` and return per-epoch metrics.
 
@@ -139,9 +141,11 @@ def train_segment(
     Args:
         on_epoch: called with each epoch's metrics as the epoch ends (tracking, progress).
         alpha_scale: the guard's ``adapt`` factor on ``hill.alpha``, in [0, 1].
+        corrections: the label corrections in force (None: the data set's own labels).
     Returns:
         the same state object (advanced) and one dict per epoch: epoch, lr, train_acc, ce,
-        l_center, l_spread, l_point, l_human, loss, teacher_active, alpha, val_acc, val_f1.
+        l_center, l_spread, l_point, l_human, loss, teacher_active, alpha, train_items,
+        items_relabelled, items_excluded, val_acc, val_f1.
     """
     if first_epoch != state.epoch + 1 or last_epoch < first_epoch:
         raise ValueError(
@@ -154,8 +158,11 @@ def train_segment(
     history = []
     set_rng_states(state.rng or rng_states())
     weights = LossWeights.from_config(state.config.hill, alpha_scale)
+    corrections = corrections or Corrections.none()
+    train = corrections.apply(state.data.train)
     for epoch in range(first_epoch, last_epoch + 1):
-        metrics = _train_epoch(state, epoch, teacher, weights)
+        metrics = _train_epoch(state, train, epoch, teacher, weights)
+        metrics.update(train_items=float(len(train)), **corrections.counts())
         state.scheduler.step()
         state.epoch = epoch
         if state.projection is None and epoch >= state.config.hill.freeze_epoch:
@@ -170,12 +177,16 @@ def train_segment(
 
 
 def _train_epoch(
-    state: TrainState, epoch: int, teacher: Teacher | None, weights: LossWeights
+    state: TrainState,
+    train: IndexedDataset,
+    epoch: int,
+    teacher: Teacher | None,
+    weights: LossWeights,
 ) -> dict[str, float]:
     cfg, model, device = state.config, state.model, state.device
     teacher = teacher.to(device) if teacher is not None else None
     lr = state.optimizer.param_groups[0]["lr"]
-    train = state.data.train if device.type == "cpu" else state.data.train.to(device)
+    train = train if device.type == "cpu" else train.to(device)
     latent = _latent_fn(state)
     # Running sums stay tensors on the device: one host sync per epoch, not one per batch.
     names, totals = None, None  # term names; (T,) sums over the items of each term

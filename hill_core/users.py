@@ -15,21 +15,38 @@ Strategies (all distances are in view units, the frozen projection's units):
   with the lowest validation recall; uses only what the gate page shows.
 * ``adversarial``: conflicting random moves.
 * ``noedit``: approve the layout unchanged (the control).
+
+Users who correct labels (docs/method.md, "Label corrections") model a person with a budget of
+``K`` inspections per gate (``budget``): each look at one item costs one. They return label
+corrections as well as targets (:class:`UserEdit`).
+
+* ``oracle``: walks the suspects list (most suspect first) and, after each relabel, the item's
+  similar items (:func:`similar_items`); it knows the true class of each item it inspects, and
+  only of those, relabels the wrong ones and keeps the right ones.
+* ``oracle-random``: the same person inspecting items in a random order: the ranking's value.
+* ``oracle-drag``: the oracle's inspections, but each wrong item is dragged onto its true class
+  centre as a latent request, its label kept: the value of the label channel.
+* ``auto-relabel``: no person: relabels the top ``K`` suspects to the probe's prediction, as an
+  automatic cleaning pipeline would: the value of the person.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
-from hill_core.edits import make_edits
+from hill_core.edits import make_edits, snapshot_state
+from hill_core.suspects import rank
 from hill_core.teacher import layout_stats
 
 Targets = tuple[np.ndarray, np.ndarray, np.ndarray]
 Pair = tuple[int, int]
+BUDGET = 30  # items a label-correcting user inspects per gate (a person's few minutes)
+SIMILAR = 5  # "find similar" offers this many items after a relabel
 
 COMPACT_FACTOR = 0.5  # compactness: each cluster shrinks to half its spread
 # separation: a pair overlaps when its overlap ratio (centre distance / (spread_a + spread_b),
@@ -274,6 +291,112 @@ STRATEGIES: dict[str, Callable[..., Targets]] = {
 }
 
 
+@dataclass(frozen=True)
+class UserEdit:
+    """A simulated user's edit: targets (N,), moved (N,) bool, labels after (N,), excluded (N,)."""
+
+    x_after: np.ndarray
+    y_after: np.ndarray
+    moved: np.ndarray
+    label_after: np.ndarray
+    excluded: np.ndarray
+
+
+def similar_items(snapshot: pd.DataFrame, row: int, old: int, new: int, k: int = SIMILAR):
+    """Rows of "find similar" after row ``row`` was relabelled from ``old`` to ``new``.
+
+    The items still labelled ``old`` (not excluded) whose out-of-fold prediction is ``new``,
+    nearest to ``row`` in the view first, at most ``k``. The gate page offers the same.
+    """
+    state = snapshot_state(snapshot)
+    xy = _xy(snapshot)
+    same = (state["current_label"].to_numpy() == old) & ~state["excluded"].to_numpy()
+    alike = same & (state["suspect_pred"].to_numpy() == new)
+    alike[row] = False
+    candidates = np.flatnonzero(alike)
+    d = np.linalg.norm(xy[candidates] - xy[row], axis=1)
+    return candidates[np.argsort(d, kind="stable")][:k].tolist()
+
+
+def inspect_with_oracle(
+    snapshot: pd.DataFrame, truth: np.ndarray, order: np.ndarray, budget: int
+) -> np.ndarray:
+    """Labels after an oracle spends ``budget`` looks; (N,) int64, the current label where it
+    did not look.
+
+    A look is one item of ``order`` (rows), or one "find similar" group: after each relabel
+    the page offers the item's similar items (:func:`similar_items`) side by side, and the
+    person confirms the ones that are wrong in one go, as a person at a grid of pictures
+    does. The oracle sees the true class of every item it looks at, and of no other.
+
+    Args:
+        truth: (N,) the true class of each row; read only for rows the oracle looks at.
+    """
+    state = snapshot_state(snapshot)
+    labels = state["current_label"].to_numpy(np.int64).copy()
+    done = state["excluded"].to_numpy() | (labels != snapshot["label"].to_numpy())
+    looks: list[list[int]] = [[int(r)] for r in order if not done[r]]
+    while looks and budget > 0:
+        rows = [r for r in looks.pop(0) if not done[r]]
+        if not rows:
+            continue
+        budget -= 1
+        offered = []
+        for row in rows:
+            done[row] = True
+            if truth[row] != labels[row]:
+                old, labels[row] = labels[row], truth[row]
+                view = snapshot.assign(current_label=labels)
+                group = [r for r in similar_items(view, row, old, int(truth[row])) if not done[r]]
+                offered += [group] if group else []
+        looks[:0] = offered
+    return labels
+
+
+def _oracle_edit(snapshot, rng, truth, budget, order: str, channel: str) -> UserEdit:
+    state = snapshot_state(snapshot)
+    n, xy = len(snapshot), _xy(snapshot)
+    rows = rng.permutation(n) if order == "random" else rank(state["suspect_score"].to_numpy())
+    labels = inspect_with_oracle(snapshot, truth, rows, budget)
+    current = state["current_label"].to_numpy(np.int64)
+    excluded = state["excluded"].to_numpy(bool)
+    if channel == "labels":
+        return UserEdit(xy[:, 0].copy(), xy[:, 1].copy(), _unmoved(xy), labels, excluded)
+    # oracle-drag: each item found wrong is dragged onto its true class centre, label kept
+    wrong = labels != current
+    centres = _class_centres(xy, current)
+    out = xy.copy()
+    for r in np.flatnonzero(wrong):
+        if int(labels[r]) in centres:
+            out[r] = centres[int(labels[r])]
+    moved = wrong & np.isin(labels, list(centres))
+    return UserEdit(out[:, 0], out[:, 1], moved, current.copy(), excluded)
+
+
+def auto_relabel(snapshot, rng, budget) -> UserEdit:
+    """No person: relabel the top ``budget`` suspects to the probe's prediction."""
+    state = snapshot_state(snapshot)
+    xy = _xy(snapshot)
+    labels = state["current_label"].to_numpy(np.int64).copy()
+    pred = state["suspect_pred"].to_numpy(np.int64)
+    open_ = ~state["excluded"].to_numpy() & (labels == snapshot["label"].to_numpy())
+    ranked = [r for r in rank(state["suspect_score"].to_numpy()) if open_[r] and pred[r] >= 0]
+    for r in ranked[:budget]:
+        labels[r] = pred[r]
+    return UserEdit(xy[:, 0].copy(), xy[:, 1].copy(), _unmoved(xy), labels,
+                    state["excluded"].to_numpy(bool))  # fmt: skip
+
+
+LABEL_STRATEGIES = {  # name -> (inspection order, channel); auto-relabel has no oracle
+    "oracle": ("suspects", "labels"),
+    "oracle-random": ("random", "labels"),
+    "oracle-drag": ("suspects", "drag"),
+    "auto-relabel": None,
+}
+ALL_STRATEGIES = (*STRATEGIES, *LABEL_STRATEGIES)
+NEEDS_TRUTH = ("oracle", "oracle-random", "oracle-drag")
+
+
 def simulated_edits(
     strategy: str,
     snapshot: pd.DataFrame,
@@ -281,22 +404,37 @@ def simulated_edits(
     seed: int,
     run_id: str,
     gate_epoch: int,
+    truth=None,
+    budget: int = BUDGET,
 ) -> pd.DataFrame:
     """The edits table a simulated user with ``strategy`` makes at a gate.
 
     Args:
-        strategy: a key of :data:`STRATEGIES`.
+        strategy: one of :data:`ALL_STRATEGIES`.
         snapshot: the gate's snapshot table.
         confusion: (C, C) validation counts, rows = true class.
         seed: the run's seed; with ``gate_epoch`` it seeds the strategy's Generator.
         run_id: the run the edits belong to.
         gate_epoch: the gate's epoch.
+        truth: the data's :class:`~hill_core.data.noise.LabelTruth` (None: the given labels
+            are true); only the oracles read it, for the items they inspect.
+        budget: items a label-correcting user inspects at this gate.
 
     Raises:
         ValueError: for an unknown strategy.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
+    if strategy not in ALL_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(ALL_STRATEGIES)})")
     rng = np.random.default_rng([seed, gate_epoch])
-    x_after, y_after, moved = STRATEGIES[strategy](snapshot, confusion, rng)
-    return make_edits(snapshot, x_after, y_after, moved, run_id, gate_epoch)
+    if strategy in STRATEGIES:
+        x_after, y_after, moved = STRATEGIES[strategy](snapshot, confusion, rng)
+        return make_edits(snapshot, x_after, y_after, moved, run_id, gate_epoch)
+    if strategy == "auto-relabel":
+        edit = auto_relabel(snapshot, rng, budget)
+    else:
+        ids, given = snapshot["sample_id"].to_numpy(), snapshot["label"].to_numpy()
+        true = given.copy() if truth is None else truth.of(ids, given)
+        order, channel = LABEL_STRATEGIES[strategy]
+        edit = _oracle_edit(snapshot, rng, true, budget, order, channel)
+    return make_edits(snapshot, edit.x_after, edit.y_after, edit.moved, run_id, gate_epoch,
+                      edit.label_after, edit.excluded)  # fmt: skip

@@ -29,7 +29,7 @@ from hill_core.decision import GateDecision
 from hill_core.edits import edits_summary, read_edits
 from hill_core.errors import HillError
 from hill_core.guard import GuardVerdict
-from hill_core.loop import Guidance, Progress, baseline_config, drive
+from hill_core.loop import GateOutcome, Guidance, Progress, baseline_config, drive
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
 from pipelines.preflight import check_run
@@ -105,10 +105,18 @@ class FlowSteps:
         self.guard_note = ""
         self.reverts = 0
 
+    def segment_guidance(self, guidance: Guidance) -> tasks.SegmentGuidance:
+        """The guidance as the files a segment reads."""
+        files = self.gate_files
+        return tasks.SegmentGuidance(
+            teacher_file=files[guidance.gate] if guidance.gate is not None else None,
+            alpha_scale=guidance.alpha_scale,
+            labels_file=files[guidance.labels] if guidance.labels is not None else None,
+        )
+
     def train(self, run: str, first: int, last: int, guidance: Guidance) -> list[dict]:
-        teacher_file = self.gate_files.get(guidance.gate) if guidance.gate is not None else None
         self.ckpt[run], history = tasks.train(
-            self.configs[run], self.ckpt[run], last, teacher_file, guidance.alpha_scale,
+            self.configs[run], self.ckpt[run], last, self.segment_guidance(guidance),
             self.paths[run], self.trackers[run].log_epoch, self.spec.progress,
         )  # fmt: skip
         self.replaying = self.ckpt[run].reused
@@ -140,14 +148,20 @@ class FlowSteps:
     def rewind(self, mark: tasks.Checkpoint) -> None:
         self.ckpt["guided"] = mark
 
-    def gate(self, epoch: int, progress: Progress) -> tuple[str, bool]:
-        view = tasks.inspect_gate(self.configs["guided"], self.ckpt["guided"], self.paths["guided"])
+    def gate(self, epoch: int, progress: Progress, guidance: Guidance) -> GateOutcome:
+        labels_file = self.segment_guidance(guidance).labels_file
         paths = self.paths["guided"]
+        view = tasks.inspect_gate(self.configs["guided"], self.ckpt["guided"], paths, labels_file)
         context = GateFacts(progress, self.guard_note)
         answer = answer_gate(self.cfg, self.spec, paths, view, context)
         record_gate(self.spec, view, answer, context, self.trackers["guided"], paths.run_dir)
         self.gate_files[epoch] = answer.edits_path
-        return answer.decision, answer.teacher(len(view.class_names)) is not None
+        num_classes = len(view.class_names)
+        return GateOutcome(
+            answer.decision,
+            answer.teacher(num_classes) is not None,
+            answer.corrections(num_classes) is not None,
+        )
 
     def judged(self, verdict: GuardVerdict) -> None:
         self.guard_note = verdict.line()

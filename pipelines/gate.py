@@ -225,10 +225,13 @@ def autopilot(strategy: str, cfg: Config, paths: RunPaths, view: GateView) -> Ga
     """A simulated user with ``strategy`` edits and approves (docs/method.md, "Simulated users")."""
     import numpy as np
 
+    from hill_core.data import load_data
+
     snapshot, _ = read_snapshot(view.snapshot_path)
     confusion = np.asarray(view.confusion)
+    data = load_data(cfg.data, cfg.base.seed)  # the process's cached load
     return simulated_decision(
-        strategy, snapshot, confusion, cfg, paths.name, paths.edits(view.epoch)
+        strategy, snapshot, confusion, cfg, paths.name, paths.edits(view.epoch), data
     )
 
 

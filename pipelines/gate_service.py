@@ -186,13 +186,17 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
 def record(recorder, body: bytes):
     """Parse, validate against the snapshot, and record through the page's recorder."""
     from hill_core.edits import EditsError
-    from interaction_app.layout import rows_to_positions
     from interaction_app.recorder import GateClosedError
+    from interaction_app.rows import rows_to_edits
 
     decision, rows = parse_body(body)
     try:
-        x, y, moved = rows_to_positions(recorder.snapshot, rows)
-        return recorder.record(decision, x, y, moved, API_SOURCE)
+        num_classes = len(recorder.context.class_names)
+        edit = rows_to_edits(recorder.snapshot, rows, num_classes)
+        return recorder.record(
+            decision, edit.x, edit.y, edit.moved, API_SOURCE,
+            label_after=edit.label_after, excluded=edit.excluded,
+        )  # fmt: skip
     except EditsError as err:
         raise ApiError(422, str(err)) from None
     except GateClosedError as err:

@@ -1,8 +1,10 @@
 """The gate service's JSON decision API: read a bounded body, parse it strictly, say what is wrong.
 
 ``POST /<run>/gate/<epoch>/api/decision`` takes ``{"decision": "approve"|"skip"|"stop",
-"rows": [{"sample_id": int, "x": float, "y": float, "moved": bool, "label"?: int}]}``; rows
-not listed keep their snapshot position, and skip and stop record the unedited layout (their
+"rows": [{"sample_id": int, "x": float, "y": float, "moved": bool, "label"?: int,
+"label_after"?: int, "excluded"?: bool}]}``; rows not listed keep their snapshot position and
+label state (``label_after``: the class the item is from this gate on; ``excluded``: out of
+training), and skip and stop record the unedited layout (their
 rows are still checked, so a malformed request never records anything). Each problem is an
 :class:`ApiError`, answered as one line of JSON before the recorder is reached.
 """
@@ -13,6 +15,8 @@ import json
 from typing import Any
 
 from hill_core.edits import DECISIONS
+
+ROW_SHAPE = "{sample_id, x, y, moved[, label_after, excluded]}"  # a row of the API
 
 KEYS = ("decision", "rows")
 
@@ -55,7 +59,7 @@ def parse_body(body: bytes) -> tuple[str, list[Any]]:
         raise ApiError(422, f"decision must be one of {', '.join(DECISIONS)}")
     rows = payload.get("rows", [])
     if not isinstance(rows, list):
-        raise ApiError(422, "rows must be a list of {sample_id, x, y, moved} objects")
+        raise ApiError(422, f"rows must be a list of {ROW_SHAPE} objects")
     found = _first_constant(rows, "rows")
     if found is not None:
         where, name = found

@@ -26,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 
 from hill_core.checkpoint import CheckpointError, load_state, read_checkpoint, save_state
 from hill_core.config import Config
+from hill_core.corrections import Corrections
 from hill_core.data import load_data
 from hill_core.decision import GateDecision
 from hill_core.edits import file_sha256, write_snapshot
@@ -103,24 +104,44 @@ def journal_entry(path: Path, lineage: dict[str, Any]) -> dict[str, Any] | None:
     return checkpoint if checkpoint.get("extra", {}).get("lineage") == lineage else None
 
 
-def segment_lineage(checkpoint: Checkpoint, teacher_file: str | None, alpha_scale: float):
+@dataclass(frozen=True)
+class SegmentGuidance:
+    """A segment's guidance as files: the teacher's edits file, the guard's alpha factor and
+    the edits file whose label corrections are in force (None: none)."""
+
+    teacher_file: str | None = None
+    alpha_scale: float = 1.0
+    labels_file: str | None = None
+
+
+def segment_lineage(checkpoint: Checkpoint, guidance: SegmentGuidance):
     """What a segment's result depends on besides the config: its start and its guidance."""
-    return {
+    lineage = {
         "from": Path(checkpoint.path).name,
-        "teacher_sha256": file_sha256(teacher_file) if teacher_file else "",
-        "alpha_scale": float(alpha_scale),
+        "teacher_sha256": file_sha256(guidance.teacher_file) if guidance.teacher_file else "",
+        "alpha_scale": float(guidance.alpha_scale),
     }
+    if guidance.labels_file:  # absent otherwise, so runs journaled before still match
+        lineage["labels_sha256"] = file_sha256(guidance.labels_file)
+    return lineage
 
 
-def segment_file(paths: RunPaths, last: int, teacher_file: str | None, alpha_scale: float):
-    """``ckpt_epoch_0008.pt``, or with the guidance in its name (``-g0004``, ``-a0.500``).
+def _gate_of(edits_file: str) -> int:
+    return int(Path(edits_file).stem.split("_")[-1])
+
+
+def segment_file(paths: RunPaths, last: int, guidance: SegmentGuidance):
+    """``ckpt_epoch_0008.pt``, or with the guidance in its name (``-g0004``, ``-a0.500``,
+    ``-l0004`` for the gate whose label corrections are in force).
 
     A reverted segment is trained twice to the same epoch: the two results keep their own
     files, so a re-run from the top finds both.
     """
     path = paths.checkpoint(last)
-    tag = f"-g{int(Path(teacher_file).stem.split('_')[-1]):04d}" if teacher_file else ""
-    tag += f"-a{alpha_scale:.3f}" if alpha_scale != 1.0 else ""
+    g = guidance
+    tag = f"-g{_gate_of(g.teacher_file):04d}" if g.teacher_file else ""
+    tag += f"-a{g.alpha_scale:.3f}" if g.alpha_scale != 1.0 else ""
+    tag += f"-l{_gate_of(g.labels_file):04d}" if g.labels_file else ""
     return path.with_name(f"{path.stem}{tag}{path.suffix}")
 
 
@@ -129,28 +150,30 @@ def train(
     cfg: Config,
     checkpoint: Checkpoint,
     last: int,
-    teacher_file: str | None,
-    alpha_scale: float,
+    guidance: SegmentGuidance,
     paths: RunPaths,
     on_epoch: EpochHook | None = None,
     progress: bool = False,
 ) -> tuple[Checkpoint, list[dict[str, float]]]:
-    """Train from ``checkpoint`` to epoch ``last`` toward the edit recorded in ``teacher_file``.
+    """Train from ``checkpoint`` to epoch ``last`` toward the edit recorded in the guidance's
+    teacher file, on the labels its labels file corrects.
 
-    The teacher is rebuilt from the gate's edits file, so a segment depends only on files; None
-    trains plain CE. ``on_epoch`` (tracking, progress) sees each epoch as it ends.
+    The teacher and the corrections are rebuilt from the gates' edits files, so a segment
+    depends only on files; no teacher trains plain CE, no labels file the data set's labels.
+    ``on_epoch`` (tracking, progress) sees each epoch as it ends.
 
     Returns:
         the new checkpoint and the segment's per-epoch metrics.
     """
-    lineage = segment_lineage(checkpoint, teacher_file, alpha_scale)
-    out = segment_file(paths, last, teacher_file, alpha_scale)
+    lineage = segment_lineage(checkpoint, guidance)
+    out = segment_file(paths, last, guidance)
     found = journal_entry(out, lineage)
     if found is not None:
         done = [m for m in found["extra"]["history"] if checkpoint.epoch < m["epoch"] <= last]
         return Checkpoint(str(out), last, True), done
     state = _load(cfg, checkpoint.path)
-    teacher = teacher_of(teacher_file, len(state.data.class_names))
+    teacher = teacher_of(guidance.teacher_file, len(state.data.class_names))
+    corrections = corrections_of(guidance.labels_file, len(state.data.class_names))
     report = prefect_progress(paths.name, checkpoint.epoch, cfg.train.epochs, console=not progress)
     with epoch_bar(checkpoint.epoch, cfg.train.epochs, progress) as advance:
 
@@ -167,7 +190,7 @@ def train(
         # The moment benchmarks/launch.py times from launch; silent unless HILL_MARKS is set.
         mark(f"epoch-start {paths.name} {checkpoint.epoch + 1}")
         state, history = train_segment(
-            state, checkpoint.epoch + 1, last, teacher, hook, alpha_scale
+            state, checkpoint.epoch + 1, last, teacher, hook, guidance.alpha_scale, corrections
         )
     state.extra["lineage"] = lineage
     return Checkpoint(str(save_state(state, out)), last), history
@@ -180,13 +203,27 @@ def teacher_of(teacher_file: str | None, num_classes: int) -> Teacher | None:
     return GateDecision.recorded(teacher_file).teacher(num_classes)
 
 
+def corrections_of(labels_file: str | None, num_classes: int) -> Corrections | None:
+    """The label corrections an approved gate's edits file puts in force; None without one."""
+    if labels_file is None:
+        return None
+    return GateDecision.recorded(labels_file).corrections(num_classes)
+
+
 @task(name="snapshot", cache_policy=NO_CACHE)
-def inspect_gate(cfg: Config, checkpoint: Checkpoint, paths: RunPaths) -> GateView:
-    """Take the gate's snapshot (written as Parquet) and the validation scores a person sees."""
+def inspect_gate(
+    cfg: Config, checkpoint: Checkpoint, paths: RunPaths, labels_file: str | None = None
+) -> GateView:
+    """Take the gate's snapshot (written as Parquet) and the validation scores a person sees.
+
+    ``labels_file``: the edits file whose corrections are in force, so the snapshot shows them.
+    """
     state = _load(cfg, checkpoint.path)
     data = state.data
     snapshot_path = paths.snapshot(state.epoch)
-    write_snapshot(snapshot_path, take_snapshot(state), state.epoch, paths.name)
+    corrections = corrections_of(labels_file, data.num_classes)
+    snapshot = take_snapshot(state, corrections=corrections)
+    write_snapshot(snapshot_path, snapshot, state.epoch, paths.name, data.num_classes)
     val = evaluate(state.model, data.val, state.device, data.num_classes)
     return GateView(
         epoch=state.epoch,

@@ -230,6 +230,9 @@ class Tracker:
         for key in ("decision", "source", "md5"):
             self.client.set_tag(self.run_id, f"{tag}.{key}", getattr(gate, key))
         self.client.log_artifact(self.run_id, str(gate.edits_path), "edits")
+        table = workdir / f"{tag}_corrections.csv"
+        corrections_table(gate.edits, class_names).to_csv(table, index=False)
+        self.client.log_artifact(self.run_id, str(table), "corrections")
         for which in ("before", "after"):
             title = f"epoch {epoch}, {which} the edit ({gate.decision})"
             png = workdir / f"{tag}_{which}.png"
@@ -312,6 +315,23 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def corrections_table(edits: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
+    """The label corrections in force after a gate, one row per relabelled or excluded item:
+    sample_id, given label, label after (names beside ids), excluded."""
+    rows = edits[(edits["label_after"] != edits["label"]) | edits["excluded"]]
+    names = np.asarray(class_names, dtype=object)
+    return pd.DataFrame(
+        {
+            "sample_id": rows["sample_id"].to_numpy(),
+            "label": rows["label"].to_numpy(),
+            "label_name": names[rows["label"].to_numpy()],
+            "label_after": rows["label_after"].to_numpy(),
+            "label_after_name": names[rows["label_after"].to_numpy()],
+            "excluded": rows["excluded"].to_numpy(),
+        }
+    )
 
 
 @dataclass(frozen=True)

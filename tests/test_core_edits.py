@@ -57,7 +57,7 @@ def test_snapshot_round_trip(tmp_path, snapshot):
     path = write_snapshot(tmp_path / "s.parquet", snapshot, gate_epoch=4, run_id="r")
     table, meta = read_snapshot(path)
     pd.testing.assert_frame_equal(table, validate_snapshot(snapshot))
-    assert meta == {"gate_epoch": "4", "run_id": "r"}
+    assert meta == {"gate_epoch": "4", "run_id": "r", "num_classes": "0"}
 
 
 def corrupt(kind, snapshot):
@@ -140,4 +140,10 @@ def test_teacher_from_edits_follows_the_definitions(snapshot):
 
 def test_edit_summary_counts_moves(snapshot):
     summary = edits_summary(edited(snapshot))
-    assert summary == {"points_moved": 1.0, "points_displaced": 12.0, "mean_displacement": 1.0}
+    assert summary == {
+        "points_moved": 1.0,
+        "points_displaced": 12.0,
+        "mean_displacement": 1.0,
+        "items_relabelled": 0.0,
+        "items_excluded": 0.0,
+    }

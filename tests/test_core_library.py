@@ -76,7 +76,7 @@ def test_projection_is_deterministic_and_normalised():
 
 
 def test_snapshot_is_stratified_stable_and_positioned_by_p():
-    cfg = Config().replace(**{"train.epochs": 2, "hill.gate_epochs": [1]})
+    cfg = Config().replace(**{"train.epochs": 2, "hill.gate_epochs": [1], "hill.suspects": 0})
     data = load_data(cfg.data, cfg.base.seed)
     state, _ = train_segment(init_state(cfg, data), 1, 1, None)
     a, b = take_snapshot(state, 200), take_snapshot(state, 200)

@@ -117,7 +117,8 @@ def test_a_moved_point_follows_the_class_it_was_dropped_into():
     assert teacher.moved_home.tolist() == [3]
     p, y, ids = batch_of(edits)
     unit = float(teacher.gate_radius)
-    want = float(((p[0] - torch.tensor([4.0, 4.0])) ** 2).sum()) / unit**2
+    # averaged over the batch's items, as CE is: one moved point weighs as one item
+    want = float(((p[0] - torch.tensor([4.0, 4.0])) ** 2).sum()) / unit**2 / len(p)
     assert terms_at(teacher, p, y, ids)["l_point"] == pytest.approx(want, rel=1e-5)
     q = p.clone()
     q[y == 3] += torch.tensor([1.0, 0.0])  # class 3 moved on; the target went with it

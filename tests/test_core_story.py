@@ -1,19 +1,20 @@
 """hill_core.loop.drive, the story both the flow and the in-process loop tell, on scripted steps."""
 
 from hill_core.config import Config
-from hill_core.loop import Guidance, drive
+from hill_core.loop import GateOutcome, Guidance, drive
 
 
 class Scripted:
     """Steps whose validation accuracy and gate answers are scripted; records every call."""
 
     def __init__(self, answers, gaps):
-        self.answers = answers  # gate epoch -> (decision, edited)
+        self.answers = answers  # gate epoch -> (decision, edited[, corrected])
         self.gaps = gaps  # epoch -> guided minus baseline val accuracy when a teacher trained
         self.calls = []
 
     def train(self, run, first, last, guidance: Guidance):
         self.calls.append(("train", run, first, last, guidance.gate))
+        self.labels = getattr(self, "labels", []) + [(run, last, guidance.labels)]
         base = 0.5 + 0.01 * last
         gap = self.gaps.get(last, 0.0) if run == "guided" and guidance.gate is not None else 0.0
         return [
@@ -30,9 +31,9 @@ class Scripted:
     def rewind(self, mark):
         self.calls.append(("rewind", mark))
 
-    def gate(self, epoch, progress):
+    def gate(self, epoch, progress, guidance):
         self.calls.append(("gate", epoch))
-        return self.answers[epoch]
+        return GateOutcome(*self.answers[epoch])
 
     def judged(self, verdict):
         self.calls.append(("judged", verdict.teacher_gate, verdict.action))
@@ -70,3 +71,21 @@ def test_a_stop_ends_both_runs_at_the_gate():
     steps = Scripted({2: ("approve", True), 4: ("stop", False)}, {})
     progress = drive(config(), steps)
     assert max(progress.guided_val) == max(progress.baseline_val) == 4
+
+
+def test_label_corrections_survive_a_revert_and_reach_the_guided_run_only():
+    # gate 2: an edited approval with corrections; its teacher costs 3.5 pp and is reverted,
+    # but the retrained segment keeps the corrections; gate 4 skips: they stay in force.
+    steps = Scripted({2: ("approve", True, True), 4: ("skip", False, False)}, {4: -0.035})
+    drive(config(), steps)
+    guided = [(last, labels) for run, last, labels in steps.labels if run == "guided"]
+    assert guided == [(2, None), (4, 2), (4, 2), (6, 2)]
+    assert all(labels is None for run, _, labels in steps.labels if run == "baseline")
+    assert ("judged", 2, "revert") in steps.calls
+
+
+def test_an_approval_that_undoes_every_correction_clears_them():
+    steps = Scripted({2: ("approve", False, True), 4: ("approve", False, False)}, {})
+    drive(config(), steps)
+    guided = [(last, labels) for run, last, labels in steps.labels if run == "guided"]
+    assert guided == [(2, None), (4, 2), (6, None)]

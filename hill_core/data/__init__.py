@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hill_core.config import DataConfig
 from hill_core.data.base import DataBundle, DataError, IndexedDataset, stratified_split
+from hill_core.data.noise import with_label_noise
 
 __all__ = ["DataBundle", "DataError", "IndexedDataset", "load_data", "stratified_split"]
 
@@ -27,7 +28,7 @@ def load_data(cfg: DataConfig, seed: int) -> DataBundle:
     if key in _loaded:
         _loaded.move_to_end(key)
         return _loaded[key]
-    bundle = _load(cfg, seed)
+    bundle = with_label_noise(_load(cfg, seed), cfg, seed)
     for old in [k for k in _loaded if k[:2] == key[:2]]:
         del _loaded[old]  # the same data before its files changed: never asked for again
     _loaded[key] = bundle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,6 +114,16 @@ class IndexedDataset(Dataset):
             sub.rows = rows_t if self.rows is None else self.rows[rows_t]
         return sub
 
+    def relabelled(self, labels: np.ndarray) -> IndexedDataset:
+        """The same items with ``labels`` (N,) int64 instead of their own (label corrections)."""
+        labels = np.asarray(labels, np.int64)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"{len(labels)} labels for {len(self)} items")
+        out = IndexedDataset(self.get_x, labels, self.ids, self.transform, self.get_batch,
+                             self.augment)  # fmt: skip
+        out.tensor, out.rows = self.tensor, self.rows
+        return out
+
     def to(self, device: torch.device) -> IndexedDataset:
         """This dataset gathering its batches on ``device`` (labels and ids too).
 
@@ -169,6 +180,8 @@ class DataBundle:
         val, test: evaluation splits.
         class_names: C names, index = label.
         input_shape: shape of one x, e.g. (1, 8, 8).
+        truth: the true labels of items whose labels ``data.label_noise`` flipped
+            (``hill_core.data.noise.LabelTruth``), for simulated users only; None otherwise.
     """
 
     name: str
@@ -178,6 +191,7 @@ class DataBundle:
     test: IndexedDataset
     class_names: list[str]
     input_shape: tuple[int, ...]
+    truth: Any = None
 
     @property
     def num_classes(self) -> int:
