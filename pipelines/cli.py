@@ -338,7 +338,12 @@ def study(
     strategies: Annotated[
         str, typer.Option(help="Comma-separated simulated users, or all (noedit is the control).")
     ] = "all",
-    seeds: Annotated[int, typer.Option(help="Seeds base.seed, base.seed+1, ...", min=2)] = 5,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            help="A count N (seeds base.seed .. base.seed+N-1) or a list of seeds: 7,1234,31337."
+        ),
+    ] = "5",
     guard: Annotated[
         str | None, typer.Option(help="Override hill.guard: off, revert or adapt.")
     ] = None,
@@ -351,16 +356,18 @@ def study(
 ) -> None:
     """Every strategy against its paired baseline over several seeds: Δ test accuracy with a 95 %
     t-interval, Δ macro-F1 and seeds improved, printed and saved as study.csv and study.png."""
-    from hill_core.users import STRATEGIES
-    from pipelines.study import run_study
+    from hill_core.users import ALL_STRATEGIES as STRATEGIES
+    from pipelines.study import parse_seeds, run_study
 
     chosen = list(STRATEGIES) if strategies == "all" else strategies.split(",")
     for strategy in chosen:
         _check_strategy(strategy)
     cfg = _config(params, [*(sets or []), *([f"hill.guard={guard}"] if guard else [])])
-    name = name or f"study-{cfg.data.name}-{cfg.hash()[:8]}-{seeds}x{len(chosen)}"
+    seed_list = parse_seeds(seeds, cfg.base.seed)
+    label = str(len(seed_list)) if seeds.strip().isdigit() else "s" + "-".join(map(str, seed_list))
+    name = name or f"study-{cfg.data.name}-{cfg.hash()[:8]}-{label}x{len(chosen)}"
     with _servers():
-        text = run_study(cfg, chosen, seeds, name, dask)
+        text = run_study(cfg, chosen, seed_list, name, dask)
     typer.echo(text)
     typer.echo(f"\nWrote {cfg.base.run_dir}/{name}/study.csv and study.png")
 

@@ -432,5 +432,7 @@ def gate_status(g: GateRecord) -> str:
     return (
         f"gate e{g.epoch}: {g.decision} ({g.source}), {int(size['points_displaced'])} of "
         f"{len(g.edits)} points displaced (mean {size['mean_displacement']:.3g}), "
-        f"val acc {g.val_accuracy:.3f}{gap}{since}, dvc md5 {g.md5[:10] or '-'}"
+        f"labels corrected {int(size['items_relabelled'])}, excluded "
+        f"{int(size['items_excluded'])} (in force from here), val acc {g.val_accuracy:.3f}"
+        f"{gap}{since}, dvc md5 {g.md5[:10] or '-'}"
     )

@@ -135,7 +135,10 @@ def study_png(summary: pd.DataFrame, title: str, path: Path | str) -> Path:
     colors = ["#2ca02c" if m > 0 else "#d62728" if m < 0 else "#7f7f7f" for m in mean]
     ax.barh(y, mean, xerr=[low, high], color=colors, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, summary["strategy"])
+    reverts = summary["reverts"].to_numpy() if "reverts" in summary else np.zeros(len(y), int)
+    ax.set_yticks(
+        y, [f"{s} ({r} guard reverts)" for s, r in zip(summary["strategy"], reverts, strict=True)]
+    )
     ax.invert_yaxis()
     ax.set_xlabel("Δ test accuracy against the paired baseline (pp), mean and 95 % CI")
     ax.set_title(title, fontsize=10)

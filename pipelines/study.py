@@ -23,9 +23,27 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from hill_core.config import Config, from_dict
+from hill_core.errors import HillError
 from hill_core.study import ROW_COLUMNS, format_summary, summarise
-from hill_core.users import STRATEGIES
+from hill_core.users import ALL_STRATEGIES as STRATEGIES
 from pipelines.plots import study_png
+
+
+def parse_seeds(text: str, first: int) -> list[int]:
+    """``"5"`` -> first .. first+4; ``"7,1234,31337"`` -> those seeds (at least two, distinct).
+
+    Raises:
+        HillError: one line saying what is wrong.
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise HillError(f"--seeds {text!r}: expected a count (5) or a list of seeds (7,1234,31337)")
+    seeds = [first + i for i in range(int(parts[0]))] if len(parts) == 1 else list(map(int, parts))
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise HillError(f"--seeds {text!r}: a study needs at least two distinct seeds")
+    if max(seeds) >= 2**32:
+        raise HillError(f"--seeds {text!r}: seeds must lie in [0, 2**32)")
+    return seeds
 
 
 def pair_file(folder: Path, seed: int, strategy: str) -> Path:
@@ -108,28 +126,27 @@ def write_outputs(rows: pd.DataFrame, folder: Path, cfg: Config, name: str) -> s
     rows.to_csv(folder / "study.csv", index=False)
     summary = summarise(rows)
     summary.to_csv(folder / "summary.csv", index=False)
-    title = f"{name}: {cfg.data.name}, {len(set(rows['seed']))} seeds, guard {cfg.hill.guard}"
+    seeds = ", ".join(map(str, sorted(set(rows["seed"]))))
+    title = f"{name}: {cfg.data.name}, seeds {seeds}, guard {cfg.hill.guard}"
     study_png(summary, title, folder / "study.png")
     return format_summary(summary)
 
 
-def run_study(cfg: Config, strategies: list[str], seeds: int, name: str,
+def run_study(cfg: Config, strategies: list[str], seeds: list[int], name: str,
               dask_address: str | None) -> str:  # fmt: skip
-    """Run :func:`study` on a Dask task runner (local processes, or the cluster at an address)."""
+    """Run :func:`study` on a Dask task runner (local processes, or the cluster at an address)
+    over the ``seeds`` given (each one a ``base.seed``)."""
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
         runner = DaskTaskRunner(address=dask_address)
     else:  # one single-threaded worker process per core: seeds train side by side
-        workers = max(1, min(seeds, os.cpu_count() or 1))
+        workers = max(1, min(len(seeds), os.cpu_count() or 1))
         runner = DaskTaskRunner(
             cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True}
         )
-    first = cfg.base.seed
     with shared_prefect_api():
-        return study.with_options(task_runner=runner)(
-            cfg.to_dict(), strategies, list(range(first, first + seeds)), name
-        )
+        return study.with_options(task_runner=runner)(cfg.to_dict(), strategies, seeds, name)
 
 
 @contextlib.contextmanager
