@@ -99,6 +99,24 @@ def launch_chromium(playwright):
 PLOT_ROOT = "document.querySelector('#hill-plot .hill-root')"  # the plot's element, in page JS
 
 
+def module_browser():
+    """A module's headless Chromium, for a ``yield from`` fixture: skipped without one, or a
+    failure where ``HILL_REQUIRE_BROWSER=1`` (CI) says there must be one."""
+    import pytest
+
+    reason = browser_missing_reason()
+    if reason:
+        if browser_required():
+            pytest.fail(f"HILL_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()
+
+
 def scale_class(page, label: str, factor: float) -> None:
     """Pick class ``label`` in the scale dropdown and set its slider to ``factor``, as a person
     would (the slider's own input and change events)."""

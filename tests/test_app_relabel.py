@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from app_helpers import (
-    browser_missing_reason,
-    browser_required,
-    launch_chromium,
+    module_browser,
     synthetic_context,
     synthetic_snapshot,
     wait_ready,
@@ -32,17 +30,7 @@ ROOT = "document.querySelector('#hill-plot .hill-root')"
 
 @pytest.fixture(scope="module")
 def browser():
-    reason = browser_missing_reason()
-    if reason:
-        if browser_required():
-            pytest.fail(f"HILL_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
+    yield from module_browser()
 
 
 def open_page(browser, snapshot, tmp_path):

@@ -132,6 +132,9 @@ def test_label_noise_is_deterministic_keeps_test_labels_and_the_truth_aside():
     ).all()
     truth = noisy.truth.of(noisy.train.ids, noisy.train.labels)
     assert (truth == clean.train.labels).all() and clean.truth is None
+    _, both = digits(**{"data.label_noise": 0.3, "data.label_noise_splits": "train+val"})
+    assert (both.val.labels != clean.val.labels).sum() == round(0.3 * len(clean.val))
+    assert (both.test.labels == clean.test.labels).all()
 
 
 def test_pair_noise_flips_within_pairs_and_bad_pairs_are_one_line():

@@ -266,18 +266,13 @@ function buildLegend() {
     item.addEventListener("click", () => choose(c));
     legend.append(item);
   });
-  const keys = document.createElement("span");
-  keys.className = "hill-keys";
-  const ring = document.createElement("span");
-  ring.className = "hill-key-wrong";
-  const moved = document.createElement("span");
-  moved.className = "hill-key-moved";
-  const relabelled = document.createElement("span");
-  relabelled.className = "hill-key-relabelled";
-  const excluded = document.createElement("span");
-  excluded.className = "hill-key-excluded";
-  const counts = document.createElement("span");
-  counts.className = "hill-corrections";
+  const span = (className) => Object.assign(document.createElement("span"), { className });
+  const keys = span("hill-keys");
+  const ring = span("hill-key-wrong");
+  const moved = span("hill-key-moved");
+  const relabelled = span("hill-key-relabelled");
+  const excluded = span("hill-key-excluded");
+  const counts = span("hill-corrections");
   keys.append(ring, ` misclassified: ${wrongCount} of ${N} (ring colour = predicted class) `, moved,
     " moved by hand ", relabelled, excluded, counts);
   legend.append(keys);
