@@ -48,6 +48,21 @@ PROBES = {
     "bad cron": (["deploy", "--cron", "61 3 * * *"], "Invalid cron string"),
     "bad decision": (["gates", "decide", "r", "4", "maybe"], "maybe"),
     "unknown option": (["run", "--epochs", "3"], "--epochs"),
+    "seeds not a list": (["study", "--seeds", "7,x"], "--seeds '7,x'"),
+    "one seed": (["study", "--seeds", "1"], "at least two distinct seeds"),
+    "label noise of 1.5": (["run", "-S", "data.label_noise=1.5"], "data.label_noise must lie"),
+    "noise pair of no class": (
+        [
+            "run",
+            "-S",
+            "data.label_noise=0.3",
+            "-S",
+            "data.label_noise_kind=pairs",
+            "-S",
+            "data.label_noise_pairs=1-77",
+        ],
+        "class 77 is not in [0, 10)",
+    ),  # fmt: skip
     "tiny class in a table": (
         ["run", "-S", "data.name=table", "-S", "data.root=tiny.csv", "-S", "model.name=mlp"],
         "class",

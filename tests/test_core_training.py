@@ -115,9 +115,10 @@ def test_the_guard_reverts_a_harmful_teacher_to_the_baseline_path(tmp_path):
         }
     )
     data = load_data(cfg.data, cfg.base.seed)
-    n = cfg.hill.snapshot_size
-    collapse = recording(
-        lambda snap, gate: make_edits(snap, np.zeros(n), np.zeros(n), np.ones(n, bool), "r", gate)
+    collapse = recording(  # every item of the snapshot (its sample and its top suspects)
+        lambda snap, gate: make_edits(
+            snap, np.zeros(len(snap)), np.zeros(len(snap)), np.ones(len(snap), bool), "r", gate
+        )
     )
 
     unguarded = run_guided(cfg.replace(**{"hill.guard": "off"}), data, collapse)

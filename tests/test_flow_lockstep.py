@@ -53,7 +53,7 @@ def test_study_runs_pairs_under_one_parent_and_resumes(project):
 
     root, cfg = project
     cfg = cfg.replace(**{"train.epochs": 3, "hill.gate_epochs": [2]})
-    text = run_study(cfg, ["noedit", "compactness"], 2, "st", None)
+    text = run_study(cfg, ["noedit", "compactness"], [0, 1], "st", None)
     folder = root / cfg.base.run_dir / "st"
     rows = pd.read_csv(folder / "study.csv")
     assert sorted(zip(rows["strategy"], rows["seed"], strict=True)) == [
@@ -74,7 +74,7 @@ def test_study_runs_pairs_under_one_parent_and_resumes(project):
     )
     assert len(children) == 8  # 2 seeds x 2 strategies, each a guided run and its baseline
     pair_file(folder, 1, "compactness").unlink()
-    run_study(cfg, ["noedit", "compactness"], 2, "st", None)
+    run_study(cfg, ["noedit", "compactness"], [0, 1], "st", None)
     guided = client.search_runs(
         [parent.info.experiment_id],
         filter_string="tags.`hill.mode` = 'guided' and tags.`hill.user` = 'compactness'",
