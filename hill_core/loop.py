@@ -262,14 +262,15 @@ def gate_file(folder: str | Path, gate_epoch: int) -> Path:
 def recorded_answers(folder: str | Path) -> AnswerGate:
     """Answer each gate with the decision recorded in ``folder``: a replay, no person.
 
-    The recorded snapshot rows are checked against the replayed snapshot (ids, labels), so a
-    replay with other data or config fails loudly instead of drifting.
+    The recorded items must all be in the replayed snapshot, so a replay with other data or
+    config fails loudly instead of drifting. The replayed snapshot may hold more (the suspects
+    that snapshots show since edits schema 2): training reads the recorded file alone.
     """
 
     def answer(state, snapshot, gate_epoch, val) -> GateDecision:
         path = gate_file(folder, gate_epoch)
         edits, _ = read_edits(path)
-        if sorted(edits["sample_id"]) != sorted(snapshot["sample_id"]):
+        if not edits["sample_id"].isin(snapshot["sample_id"]).all():
             raise ValueError(f"{path}: recorded items differ from the replayed snapshot")
         return GateDecision.recorded(path, source="replay")
 

@@ -229,3 +229,21 @@ def test_an_in_process_run_shows_earlier_corrections_and_replays_bit_for_bit(tmp
     assert all(torch.equal(a[k], b[k]) for k in a)
     base = run.baseline.model.state_dict()
     assert not all(torch.equal(a[k], base[k]) for k in a)  # the corrections changed training
+
+
+def test_a_run_recorded_before_label_corrections_replays_bit_for_bit(tmp_path):
+    """Gate files of schema version 1, from snapshots without suspects, still replay."""
+    from hill_core.loop import autopilot_answers, recorded_answers, run_guided
+
+    overrides = {"base.device": "cpu", "train.epochs": 3, "hill.gate_epochs": [2]}
+    old_cfg = Config().replace(**{**overrides, "hill.suspects": 0, "hill.snapshot_size": 80})
+    data = load_data(old_cfg.data, old_cfg.base.seed)
+    run = run_guided(old_cfg, data, autopilot_answers("compactness", tmp_path / "run"))
+    path = tmp_path / "run/gate_0002.parquet"
+    table = pq.read_table(path).drop_columns(["label_after", "excluded"])
+    meta = {**table.schema.metadata, b"hill.schema_version": b"1"}
+    pq.write_table(table.replace_schema_metadata(meta), path)  # as version 1 wrote it
+    cfg = Config().replace(**{**overrides, "hill.snapshot_size": 80})  # today's snapshots
+    replay = run_guided(cfg, data, recorded_answers(tmp_path / "run"))
+    a, b = run.state.model.state_dict(), replay.state.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
