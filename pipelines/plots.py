@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,7 @@ def _save(fig, path: Path | str) -> Path:
 
 def study_png(summary: pd.DataFrame, title: str, path: Path | str) -> Path:
     """Mean Δ test accuracy per strategy (pp) with its 95 % t-interval, zero marked."""
-    fig = _figure(figsize=(7, 3.5), dpi=100)
+    fig = _figure(figsize=(9, 3.5), dpi=100)  # wide enough for "<strategy> (N guard reverts)"
     ax = fig.add_subplot()
     y = np.arange(len(summary))
     mean = summary["delta_acc_pp"].to_numpy()
@@ -141,6 +142,6 @@ def study_png(summary: pd.DataFrame, title: str, path: Path | str) -> Path:
     )
     ax.invert_yaxis()
     ax.set_xlabel("Δ test accuracy against the paired baseline (pp), mean and 95 % CI")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 90), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
