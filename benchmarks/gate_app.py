@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared synthetic data
 
 from app_helpers import (  # noqa: E402
@@ -245,6 +247,12 @@ def screenshot(path: Path) -> None:
 
     snapshot = synthetic_snapshot(2000)
     snapshot["item"] = digit_previews(snapshot["label"].tolist())
+    # The suspects panel: misclassified points first, as the out-of-fold probe would rank them.
+    wrong = (snapshot["pred"] != snapshot["label"]).to_numpy()
+    snapshot["suspect_score"] = np.where(wrong, 0.6, 0.1) + 0.3 * np.random.default_rng(0).random(
+        len(snapshot)
+    )
+    snapshot["suspect_pred"] = snapshot["pred"]
     with tempfile.TemporaryDirectory() as tmp:
         context = synthetic_context(Path(tmp) / "edits.parquet")
         with (
