@@ -32,8 +32,8 @@ PREVIEW_INK = ((31, 119, 180), (214, 39, 40), (44, 160, 44))  # one colour per d
 # net (32 x 32 x 32 x 32 float32 = 4 MB a layer) ~33 MB at 32 items, ~90 MB at 128.
 CHUNK = 32
 PREVIEW_CHUNK = 1024  # previews turned into one Arrow chunk at a time (~0.5 MB of text)
-# Suspects are ranked within a stratified pool of at most this many training items (with the
-# snapshot's own): the probe's cost stays bounded on large data sets (5-fold logistic
+# Suspects are ranked within a stratified pool of at most this many training items, whatever
+# the snapshot's size: the probe's cost stays bounded on large data sets (5-fold logistic
 # regression on 5,000 x 128 takes a few seconds on one CPU core).
 SUSPECT_POOL = 5000
 SKETCH_DIMS = 128  # latents wider than this are randomly projected to it for the probe
@@ -48,7 +48,8 @@ def take_snapshot(state, size: int | None = None, corrections=None) -> pd.DataFr
     compare. On top come every item that ``corrections`` (the label corrections in force)
     relabels or excludes, so a later gate shows them and can undo them, and the
     ``hill.suspects`` items whose given labels look most wrong (:mod:`hill_core.suspects`), out
-    of a pool of at most :data:`SUSPECT_POOL` items. ``label`` is always the data set's label;
+    of a stratified pool of at most :data:`SUSPECT_POOL` items (only those are scored; the
+    others' ``suspect_score`` is NaN). ``label`` is always the data set's label;
     ``current_label`` is the one training uses now. Positions are ``P(z)`` in view units; the
     model is left in eval mode. ``item`` is each item's preview (:func:`item_preview`). A
     ``size`` beyond the training set takes all of it, with a log warning; the table's
@@ -72,36 +73,28 @@ def take_snapshot(state, size: int | None = None, corrections=None) -> pd.DataFr
     if note:
         log.warning(note)
     sample = stratified_sample(data.labels, size, cfg.base.seed)
-    pool = np.union1d(sample, stratified_sample(data.labels, SUSPECT_POOL, cfg.base.seed))
+    pool = stratified_sample(data.labels, SUSPECT_POOL, cfg.base.seed)  # the items scored
     current = corrections.label_of(data.ids, data.labels)  # (N,) labels training uses
     excluded = corrections.is_excluded(data.ids)  # (N,)
-    xy, pred, sketch = view_positions(state, data.subset(pool, data.transform), sketch=True)
-    score, suspect_pred = suspect_scores(
+    pool_xy, pool_pred, sketch = view_positions(state, data.subset(pool, data.transform), True)
+    pool_score, pool_suspect = suspect_scores(
         sketch, current[pool], state.data.num_classes, cfg.base.seed
     )
     corrected = np.flatnonzero(excluded | (current != data.labels))
-    in_pool = np.isin(pool, sample) | np.isin(pool, corrected)
-    candidates = rank(np.where(excluded[pool], np.nan, score))
-    top = [i for i in candidates if not in_pool[i]][: cfg.hill.suspects]
-    in_pool[top] = True
-    rows = pool[in_pool]
-    missing = np.setdiff1d(corrected, pool)  # corrected items outside the pool: not scored
-    if len(missing):
-        more_xy, more_pred, _ = view_positions(state, data.subset(missing, data.transform))
-        rows = np.concatenate([rows, missing])
-        xy = np.concatenate([xy[in_pool], more_xy])
-        pred = np.concatenate([pred[in_pool], more_pred])
-        score = np.concatenate([score[in_pool], np.full(len(missing), np.nan)])
-        suspect_pred = np.concatenate([suspect_pred[in_pool], np.full(len(missing), -1)])
-    else:
-        xy, pred, score, suspect_pred = (
-            xy[in_pool],
-            pred[in_pool],
-            score[in_pool],
-            suspect_pred[in_pool],
+    shown = np.union1d(sample, corrected)
+    ranked = pool[rank(np.where(excluded[pool], np.nan, pool_score))]
+    top = ranked[~np.isin(ranked, shown)][: cfg.hill.suspects]
+    rows = np.union1d(shown, top)  # sorted positions in the training set
+    at = np.searchsorted(pool, rows).clip(max=len(pool) - 1)
+    scored = pool[at] == rows  # (R,) rows the probe scored; the rest are positioned here
+    xy, pred = np.empty((len(rows), 2)), np.empty(len(rows), np.int64)
+    xy[scored], pred[scored] = pool_xy[at[scored]], pool_pred[at[scored]]
+    if (~scored).any():
+        xy[~scored], pred[~scored] = view_positions(
+            state, data.subset(rows[~scored], data.transform)
         )
-    order = np.argsort(rows, kind="stable")
-    rows, xy, pred, score, suspect_pred = (a[order] for a in (rows, xy, pred, score, suspect_pred))
+    score = np.where(scored, pool_score[at], np.nan)
+    suspect_pred = np.where(scored, pool_suspect[at], -1)
     names = np.asarray(state.data.class_names, dtype=object)
     table = pd.DataFrame(
         {

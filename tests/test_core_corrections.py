@@ -247,3 +247,28 @@ def test_a_run_recorded_before_label_corrections_replays_bit_for_bit(tmp_path):
     replay = run_guided(cfg, data, recorded_answers(tmp_path / "run"))
     a, b = run.state.model.state_dict(), replay.state.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_only_a_bounded_pool_is_scored_and_its_top_suspects_join_the_sample(monkeypatch):
+    import hill_core.snapshot as snapshot_module
+    from hill_core.sampling import stratified_sample
+
+    monkeypatch.setattr(snapshot_module, "SUSPECT_POOL", 100)  # as 5,000 of a large set
+    cfg, data = digits(**{"hill.suspects": 7})
+    state, _ = train_segment(init_state(cfg, data), 1, 1, None)
+    snap = snapshot_module.take_snapshot(state, 50)
+    sample = data.train_eval.ids[stratified_sample(data.train_eval.labels, 50, cfg.base.seed)]
+    extra = snap[~snap["sample_id"].isin(sample)]
+    assert len(snap) == 50 + 7 and extra["suspect_score"].notna().all()
+    scored = snap["suspect_score"].notna()
+    assert scored.sum() <= 100 and (snap["suspect_pred"][scored] >= 0).all()
+    assert (snap["suspect_pred"][~scored] == -1).all()
+    top = snap.loc[scored & ~snap["sample_id"].isin(sample), "suspect_score"].min()
+    assert top >= snap.loc[scored & snap["sample_id"].isin(sample), "suspect_score"].median()
+    wide = snapshot_module.take_snapshot(state, 200)  # more items than the pool: some unscored
+    assert wide["suspect_score"].isna().sum() == 200 - 100
+    monkeypatch.setattr(snapshot_module, "SUSPECT_POOL", 5000)
+    whole = snapshot_module.take_snapshot(state, 200).set_index("sample_id")
+    same = whole.loc[wide["sample_id"]]
+    assert np.allclose(same[["x", "y"]], wide[["x", "y"]], atol=1e-5)
+    assert (same["pred"].to_numpy() == wide["pred"].to_numpy()).all()
