@@ -27,7 +27,7 @@ test-fast: install
 
 # Every benchmark, one table, benchmarks/results.md (about 15 minutes; run it on a quiet machine).
 bench: install
-	$(PY) benchmarks/run_all.py $(if $(README),--readme README.md)
+	$(PY) benchmarks/run_all.py $(if $(README),--readme docs/benchmarks.md)
 
 # make demo AUTOPILOT=compactness answers the gates with a simulated user instead of a person.
 demo: install

@@ -5,9 +5,9 @@ measures its figures side by side within that run; this script only gathers them
 that misses its target is marked MISS in the table and in the file. Run it on a quiet machine:
 anything else running (tests, helpers, a browser) shows up in the figures.
 
-    python benchmarks/run_all.py [--only NAME ...] [--readme README.md]
+    python benchmarks/run_all.py [--only NAME ...] [--readme docs/benchmarks.md]
 
-``--readme`` also replaces the table between the ``<!-- bench:start -->`` and
+``--readme`` (docs/benchmarks.md) also replaces the table between the ``<!-- bench:start -->`` and
 ``<!-- bench:end -->`` markers of that file with the one printed.
 """
 
