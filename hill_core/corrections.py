@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hill_core.data.base import IndexedDataset
-from hill_core.edits import EditsError
+from hill_core.data.base import IndexedDataset, labels_by_id
+from hill_core.edits import check_classes
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,7 @@ class Corrections:
 
     def label_of(self, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The labels training uses for items ``ids`` (N,) whose given labels are ``labels``."""
-        out = np.asarray(labels, np.int64).copy()
-        pos = np.searchsorted(self.ids, ids).clip(max=max(len(self.ids) - 1, 0))
-        hit = (self.ids[pos] == ids) if len(self.ids) else np.zeros(len(out), bool)
-        out[hit] = self.labels[pos[hit]]
-        return out
+        return labels_by_id(ids, labels, self.ids, self.labels)
 
     def is_excluded(self, ids: np.ndarray) -> np.ndarray:
         """(N,) bool: which of ``ids`` are out of training."""
@@ -83,10 +79,8 @@ def corrections_from_edits(edits: pd.DataFrame, num_classes: int) -> Corrections
     Raises:
         EditsError: a ``label_after`` outside [0, ``num_classes``).
     """
+    check_classes(edits, "label_after", num_classes, "edits")
     after = edits["label_after"].to_numpy(np.int64)
-    if len(after) and (after.min() < 0 or after.max() >= num_classes):
-        bad = int(after[(after < 0) | (after >= num_classes)][0])
-        raise EditsError(f"edits: label_after {bad} is not a class id in [0, {num_classes})")
     excluded = edits["excluded"].to_numpy(bool)
     relabelled = (after != edits["label"].to_numpy(np.int64)) & ~excluded
     ids = edits["sample_id"].to_numpy(np.int64)

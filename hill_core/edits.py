@@ -78,7 +78,6 @@ EDITS_COLUMNS = {
     "label_after": "int64",  # the label training uses from this gate on (= label: unchanged)
     "excluded": "bool",  # the item leaves the training set from this gate on
 }
-V1_DEFAULTS = {"label_after": "label", "excluded": False}  # columns a version-1 file lacks
 
 
 # The edit box (view units: the view's RMS radius is 1 at the freeze). Every edited position
@@ -233,7 +232,7 @@ def validate_snapshot(snapshot: pd.DataFrame) -> pd.DataFrame:
     _check_view_limit(snapshot, ["x", "y"], "snapshot")
     _check_unique_ids(snapshot, "snapshot")
     if "current_label" in snapshot:
-        _check_classes(snapshot, "current_label", 0, "snapshot")
+        check_classes(snapshot, "current_label", 0, "snapshot")
     return snapshot
 
 
@@ -258,7 +257,7 @@ def validate_edits(
     _check_view_limit(edits, ["x_before", "y_before"], "edits")
     check_in_box(edits, ["x_after", "y_after"], ["x_before", "y_before"], "edits")
     _check_unique_ids(edits, "edits")
-    _check_classes(edits, "label_after", num_classes, "edits")
+    check_classes(edits, "label_after", num_classes, "edits")
     if edits["gate_epoch"].nunique() != 1 or edits["run_id"].nunique() != 1:
         raise EditsError("edits: one file must hold one gate of one run")
     if snapshot is not None:
@@ -404,7 +403,7 @@ def _check_view_limit(df: pd.DataFrame, columns: list[str], what: str) -> None:
         )
 
 
-def _check_classes(df: pd.DataFrame, column: str, num_classes: int, what: str) -> None:
+def check_classes(df: pd.DataFrame, column: str, num_classes: int, what: str) -> None:
     """Every value of ``column`` is a class id: >= 0, and < ``num_classes`` when known (> 0)."""
     values = df[column].to_numpy(np.int64)
     bad = (values < 0) | ((values >= num_classes) if num_classes > 0 else False)

@@ -17,8 +17,8 @@ Strategies (all distances are in view units, the frozen projection's units):
 * ``noedit``: approve the layout unchanged (the control).
 
 Users who correct labels (docs/method.md, "Label corrections") model a person with a budget of
-``K`` inspections per gate (``budget``): each look at one item costs one. They return label
-corrections as well as targets (:class:`UserEdit`).
+``K`` looks per gate (``budget``): a look is one item, or one "find similar" group. They
+return label corrections as well as targets (:class:`UserEdit`).
 
 * ``oracle``: walks the suspects list (most suspect first) and, after each relabel, the item's
   similar items (:func:`similar_items`); it knows the true class of each item it inspects, and
@@ -363,13 +363,11 @@ def _oracle_edit(snapshot, rng, truth, budget, order: str, channel: str) -> User
     if channel == "labels":
         return UserEdit(xy[:, 0].copy(), xy[:, 1].copy(), _unmoved(xy), labels, excluded)
     # oracle-drag: each item found wrong is dragged onto its true class centre, label kept
-    wrong = labels != current
     centres = _class_centres(xy, current)
+    moved = (labels != current) & np.isin(labels, list(centres))
     out = xy.copy()
-    for r in np.flatnonzero(wrong):
-        if int(labels[r]) in centres:
-            out[r] = centres[int(labels[r])]
-    moved = wrong & np.isin(labels, list(centres))
+    for r in np.flatnonzero(moved):
+        out[r] = centres[int(labels[r])]
     return UserEdit(out[:, 0], out[:, 1], moved, current.copy(), excluded)
 
 
@@ -394,7 +392,6 @@ LABEL_STRATEGIES = {  # name -> (inspection order, channel); auto-relabel has no
     "auto-relabel": None,
 }
 ALL_STRATEGIES = (*STRATEGIES, *LABEL_STRATEGIES)
-NEEDS_TRUTH = ("oracle", "oracle-random", "oracle-drag")
 
 
 def simulated_edits(

@@ -144,6 +144,19 @@ class IndexedDataset(Dataset):
         return moved
 
 
+def labels_by_id(
+    ids: np.ndarray, given: np.ndarray, known_ids: np.ndarray, known_labels: np.ndarray
+) -> np.ndarray:
+    """``given`` (N,) with the label of each item of ``ids`` (N,) that ``known_ids`` (K,),
+    sorted, lists replaced by its ``known_labels`` (K,); a new int64 array."""
+    out = np.asarray(given, np.int64).copy()
+    if len(known_ids):
+        pos = np.searchsorted(known_ids, ids).clip(max=len(known_ids) - 1)
+        hit = known_ids[pos] == ids
+        out[hit] = known_labels[pos[hit]]
+    return out
+
+
 def tensor_dataset(
     x: torch.Tensor, labels: np.ndarray, ids: np.ndarray, transform=None, augment=None, rows=None
 ) -> IndexedDataset:

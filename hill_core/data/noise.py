@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hill_core.data.base import DataBundle, DataError
+from hill_core.data.base import DataBundle, DataError, labels_by_id
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,7 @@ class LabelTruth:
 
     def of(self, ids: np.ndarray, given: np.ndarray) -> np.ndarray:
         """True labels of items ``ids`` (N,) whose given labels are ``given`` (N,)."""
-        out = np.asarray(given, np.int64).copy()
-        if len(self.ids):
-            pos = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
-            hit = self.ids[pos] == ids
-            out[hit] = self.labels[pos[hit]]
-        return out
+        return labels_by_id(ids, given, self.ids, self.labels)
 
 
 def flip_labels(
