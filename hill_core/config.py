@@ -129,8 +129,11 @@ class BaseConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: Literal["digits", "cifar10", "pamap2", "imagefolder", "table"] = "digits"
-    root: str = "data/raw"  # folder (cifar10, pamap2, imagefolder) or file (table)
+    # a built-in loader (BUILTIN_DATA), "torchvision:<Dataset>" (TORCHVISION_DATA, read from the
+    # files under root) or "package.module:factory", a callable returning the splits (docs/data.md)
+    name: str = "digits"
+    root: str = "data/raw"  # folder (cifar10, pamap2, imagefolder, torchvision:) or file (table)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # more arguments for a factory
     download: bool = False  # cifar10 only; needs internet
     val_fraction: float = 0.15  # of all items, stratified (cifar10: of its train set)
     test_fraction: float = 0.15  # of all items, stratified (ignored where the set has a test split)
@@ -146,15 +149,28 @@ class DataConfig:
     label_noise_seed: int = 0
     label_noise_splits: Literal["train", "train+val"] = "train"  # test labels stay true
 
+    @property
+    def short_name(self) -> str:
+        """The data set's name as run names, tags and experiments use it: ``digits``,
+        ``fashionmnist`` for ``torchvision:FashionMNIST``, ``my-cells`` for ``lab.io:my_cells``."""
+        if ":" not in self.name:
+            return self.name
+        last = self.name.rpartition(":")[2].rpartition(".")[2]
+        return re.sub(r"[^a-z0-9]+", "-", last.lower()).strip("-") or "data"
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # auto picks the preset of the data set: digits_cnn, cifar_small_cnn, pamap2_cnn or mlp
-    name: Literal[
-        "auto", "digits_cnn", "cifar_small_cnn", "cifar_proto_cnn", "pamap2_cnn", "mlp"
-    ] = "auto"
+    # a preset (MODEL_PRESETS; auto: the data set's), "torchvision:<architecture>" (built with
+    # weights=None) or "package.module:factory", a callable returning an nn.Module (docs/models.md)
+    name: str = "auto"
     latent_dim: int = 64  # d of z for the presets whose latent size is free
-    dropout: float = 0.1  # in the classifier head
+    dropout: float = 0.1  # in the presets' classifier head
+    # torchvision: and import-path models: the submodule whose output, flattened to (B, d), is z
+    # (e.g. avgpool, layer4, encoder.proj); read with a forward hook, the model stays as it is
+    latent: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)  # more arguments for the factory
+    weights: str = ""  # a local state dict to start from, loaded with weights_only=True
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,10 @@ HASH_NEUTRAL_DEFAULTS = {
     ("data", "label_noise_pairs"): "1-7,3-8,4-9,5-6,0-2",
     ("data", "label_noise_seed"): 0,
     ("data", "label_noise_splits"): "train",
+    ("data", "kwargs"): {},
+    ("model", "latent"): "",
+    ("model", "kwargs"): {},
+    ("model", "weights"): "",
     ("hill", "suspects"): 100,
     ("hill", "budget"): 30,
 }
@@ -351,6 +371,10 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{key}: expected a mapping of names to values, got {value!r}")
+        return dict(value)
     if origin is list:
         (item_hint,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -412,9 +436,50 @@ def _train_checks(cfg: Config) -> list[tuple[bool, str]]:
     ]
 
 
+BUILTIN_DATA = ("digits", "cifar10", "pamap2", "imagefolder", "table")
+# torchvision data sets read from their files under data.root (hill_core/data/torchvision_sets.py)
+TORCHVISION_DATA = ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "CIFAR10", "CIFAR100")
+MODEL_PRESETS = ("auto", "digits_cnn", "cifar_small_cnn", "cifar_proto_cnn", "pamap2_cnn", "mlp")
+IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
+TORCHVISION_NAME = re.compile(r"torchvision:[A-Za-z_]\w*\Z")
+
+
+def _name_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """data.name and model.name: a built-in, torchvision:<name> or package.module:factory."""
+    m, d = cfg.model, cfg.data
+    forms = '"package.module:factory"'
+    return [
+        (
+            d.name in BUILTIN_DATA
+            or IMPORT_PATH.match(d.name) is not None
+            or d.name in {f"torchvision:{n}" for n in TORCHVISION_DATA},
+            f"data.name: {d.name!r} is not a built-in ({', '.join(BUILTIN_DATA)}), "
+            f"torchvision:<{'|'.join(TORCHVISION_DATA)}> or {forms}",
+        ),
+        (
+            m.name in MODEL_PRESETS
+            or IMPORT_PATH.match(m.name) is not None
+            or TORCHVISION_NAME.match(m.name) is not None,
+            f"model.name: {m.name!r} is not a preset ({', '.join(MODEL_PRESETS)}), "
+            f"torchvision:<architecture> or {forms}",
+        ),
+        (
+            m.name not in MODEL_PRESETS or not (m.latent or m.kwargs or m.weights),
+            f"model.latent, model.kwargs and model.weights apply to torchvision: and import-path "
+            f"models, not to the preset {m.name!r}",
+        ),
+        (
+            m.name in MODEL_PRESETS or bool(m.latent),
+            f"model.latent: name the layer of {m.name} whose output is the latent z "
+            "(e.g. avgpool for torchvision:resnet18)",
+        ),
+    ]
+
+
 def _model_data_checks(cfg: Config) -> list[tuple[bool, str]]:
     m, d = cfg.model, cfg.data
     return [
+        *_name_checks(cfg),
         (m.latent_dim >= 2, "model.latent_dim must be at least 2 (the view P is 2-D)"),
         (0 <= m.dropout < 1, "model.dropout must lie in [0, 1)"),
         (0 < d.val_fraction < 1, "data.val_fraction must lie in (0, 1)"),

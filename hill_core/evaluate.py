@@ -52,9 +52,9 @@ def latents_of(model, dataset, device: torch.device) -> tuple[torch.Tensor, torc
     zs, logits = [], []
     for rows in torch.arange(len(dataset)).split(EVAL_BATCH):
         x, _, _ = dataset.batch(rows)  # no augment on evaluation splits: no RNG is drawn
-        z = model.latent(model_input(x, device))
+        z, out = model.latent_and_logits(model_input(x, device))
         zs.append(z.float().cpu())
-        logits.append(model.head(z).float().cpu())
+        logits.append(out.float().cpu())
     return torch.cat(zs), torch.cat(logits)
 
 
@@ -67,9 +67,9 @@ def latents_of_reference(model, dataset: Dataset, device) -> tuple[torch.Tensor,
     # which would shift later dropout masks and break bit-equality with plain training.
     loader = DataLoader(dataset, batch_size=EVAL_BATCH, shuffle=False, generator=torch.Generator())
     for x, _, _ in loader:
-        z = model.latent(model_input(x, device))
+        z, out = model.latent_and_logits(model_input(x, device))
         zs.append(z.float().cpu())
-        logits.append(model.head(z).float().cpu())
+        logits.append(out.float().cpu())
     return torch.cat(zs), torch.cat(logits)
 
 

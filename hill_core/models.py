@@ -1,6 +1,9 @@
-"""Model presets. Each is ``backbone -> z (B, d) -> head -> logits (B, C)``.
+"""Model presets, and :func:`build_model`, which builds a preset or a user's network.
 
-Every model exposes ``latent(x) -> z`` and ``head(z) -> logits``; ``forward`` chains them.
+A preset is ``backbone -> z (B, d) -> head -> logits (B, C)``: ``latent(x) -> z`` and
+``head(z) -> logits``, chained by ``forward``. A user's network (``hill_core.tapped``) has its
+latent read by a hook instead. Training and evaluation use what both have:
+``latent_and_logits(x) -> (z, logits)`` and ``latent_dim``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import torch
 from torch import nn
 
 from hill_core.config import ModelConfig
+from hill_core.errors import HillError
 
 
 class HillModel(nn.Module):
@@ -27,6 +31,11 @@ class HillModel(nn.Module):
     def head(self, z: torch.Tensor) -> torch.Tensor:
         """(B, d) latent vectors -> (B, C) logits."""
         return self.classifier(z)
+
+    def latent_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, ...) inputs -> z (B, d) and logits (B, C)."""
+        z = self.latent(x)
+        return z, self.head(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.latent(x))
@@ -50,12 +59,14 @@ def digits_cnn(num_classes: int, latent_dim: int = 64, dropout: float = 0.1) -> 
     return HillModel(backbone, head, latent_dim)
 
 
-def cifar_small_cnn(num_classes: int, latent_dim: int = 128, dropout: float = 0.1) -> HillModel:
-    """CPU-friendly CNN for 32x32 RGB, input (B, 3, 32, 32)."""
+def cifar_small_cnn(
+    num_classes: int, latent_dim: int = 128, dropout: float = 0.1, channels: int = 3
+) -> HillModel:
+    """CPU-friendly CNN for small images, input (B, channels, H, W), e.g. (B, 3, 32, 32)."""
     backbone = nn.Sequential(
-        *_conv_block(3, 32),  # (B, 32, 16, 16)
-        *_conv_block(32, 64),  # (B, 64, 8, 8)
-        *_conv_block(64, 128),  # (B, 128, 4, 4)
+        *_conv_block(channels, 32),  # (B, 32, H/2, W/2)
+        *_conv_block(32, 64),  # (B, 64, H/4, W/4)
+        *_conv_block(64, 128),  # (B, 128, H/8, W/8)
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(128, latent_dim),
@@ -125,20 +136,45 @@ AUTO_PRESET = {
 }
 
 
-def build_model(
-    cfg: ModelConfig, data_name: str, input_shape: tuple[int, ...], num_classes: int
-) -> HillModel:
-    """The preset ``cfg.name`` (or the data set's default) for inputs of ``input_shape``."""
-    name = AUTO_PRESET[data_name] if cfg.name == "auto" else cfg.name
+def build_model(cfg: ModelConfig, data_name: str, input_shape: tuple[int, ...], num_classes: int):
+    """The preset ``cfg.name`` (or the data set's default), or the user's network that
+    ``cfg.name`` names (a :class:`hill_core.tapped.LatentTap`), for inputs of ``input_shape``.
+
+    Raises:
+        HillError: one line: no preset for ``auto``, or a user's network that does not fit.
+    """
+    if cfg.name not in PRESETS:
+        from hill_core.tapped import build_tapped  # torchvision and import paths: only then
+
+        return build_tapped(cfg, input_shape, num_classes)
+    name = cfg.name if cfg.name != "auto" else auto_preset(data_name, input_shape)
     if name == "digits_cnn":
         return digits_cnn(num_classes, cfg.latent_dim, cfg.dropout)
     if name == "cifar_small_cnn":
-        return cifar_small_cnn(num_classes, cfg.latent_dim, cfg.dropout)
+        return cifar_small_cnn(num_classes, cfg.latent_dim, cfg.dropout, input_shape[0])
     if name == "cifar_proto_cnn":
         return cifar_proto_cnn(num_classes)
     if name == "pamap2_cnn":
         return pamap2_cnn(num_classes, channels=input_shape[0], dropout=cfg.dropout)
     return mlp(input_shape[0], num_classes, cfg.latent_dim, cfg.dropout)
+
+
+PRESETS = ("auto", *AUTO_PRESET.values(), "cifar_proto_cnn")
+
+
+def auto_preset(data_name: str, input_shape: tuple[int, ...]) -> str:
+    """The preset ``model.name: auto`` means for a data set: its own, else a small CNN for
+    images (C, H, W) and an MLP for feature rows (F,)."""
+    if data_name in AUTO_PRESET:
+        return AUTO_PRESET[data_name]
+    if len(input_shape) == 3:
+        return "cifar_small_cnn"
+    if len(input_shape) == 1:
+        return "mlp"
+    raise HillError(
+        f"model.name: auto has no preset for {data_name} (inputs {tuple(input_shape)}); "
+        'name one: a preset, "torchvision:<architecture>" or "package.module:factory"'
+    )
 
 
 def memory_format(input_shape: tuple[int, ...]) -> torch.memory_format:

@@ -24,7 +24,7 @@ from hill_core.data import DataBundle, IndexedDataset
 from hill_core.errors import HillError
 from hill_core.evaluate import evaluate, latents_of
 from hill_core.losses import LossWeights, hill_loss
-from hill_core.models import HillModel, build_model, memory_format, model_input
+from hill_core.models import build_model, memory_format, model_input
 from hill_core.projection import Projection, fit_projection
 from hill_core.rng import rng_states, set_rng_states
 from hill_core.sampling import stratified_sample
@@ -39,7 +39,7 @@ class TrainState:
 
     config: Config
     data: DataBundle
-    model: HillModel
+    model: torch.nn.Module  # a preset HillModel or a user's network (hill_core.tapped)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
@@ -66,7 +66,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(cfg: Config, model: HillModel) -> torch.optim.Optimizer:
+def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     t = cfg.train
     if t.optimizer == "sgd":
         return torch.optim.SGD(
@@ -187,7 +187,7 @@ def _train_epoch(
     teacher = teacher.to(device) if teacher is not None else None
     lr = state.optimizer.param_groups[0]["lr"]
     train = train if device.type == "cpu" else train.to(device)
-    latent = _latent_fn(state)
+    latent_and_logits = _forward_fn(state)
     # Running sums stay tensors on the device: one host sync per epoch, not one per batch.
     names, totals = None, None  # term names; (T,) sums over the items of each term
     seen, correct = 0, torch.zeros((), device=device)
@@ -195,8 +195,7 @@ def _train_epoch(
     for x, y, ids in epoch_batches(train, cfg.train.batch_size, cfg.base.seed, epoch):
         x, y, ids = model_input(x, device), y.to(device), ids.to(device)
         with _autocast(device):
-            z = latent(x)  # (B, d)
-            logits = model.head(z)  # (B, C)
+            z, logits = latent_and_logits(x)  # (B, d), (B, C)
             p = state.projection(z) if teacher is not None else None  # (B, 2)
         loss, terms = hill_loss(logits.float(), y, p, ids, teacher, weights)
         state.optimizer.zero_grad(set_to_none=True)
@@ -216,18 +215,18 @@ def _train_epoch(
     return metrics
 
 
-def _latent_fn(state: TrainState) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``model.latent``, compiled with ``torch.compile`` once per process when
+def _forward_fn(state: TrainState) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """``model.latent_and_logits``, compiled with ``torch.compile`` once per process when
     ``train.compile`` is on (the first epoch then pays the compilation)."""
     if not state.config.train.compile:
-        return state.model.latent
+        return state.model.latent_and_logits
     compiled = _compiled.get(state.model)
     if compiled is None:
-        compiled = _compiled[state.model] = torch.compile(state.model.latent)
+        compiled = _compiled[state.model] = torch.compile(state.model.latent_and_logits)
     return compiled
 
 
-_compiled = WeakIdKeyDictionary()  # model -> its compiled latent function
+_compiled = WeakIdKeyDictionary()  # model -> its compiled forward
 
 
 def _autocast(device: torch.device):

@@ -134,7 +134,8 @@ def run(
     run ends by printing the `git add` command for their pointers.
     """
     from hill_core.loop import baseline_config
-    from pipelines.flow import RunSpec, guided_training
+    from pipelines.flow import RunSpec
+    from pipelines.launch import launch
 
     _check_strategy(autopilot)
     if baseline and autopilot:
@@ -150,9 +151,7 @@ def run(
         _check_git()
     mode = "baseline" if baseline else "guided"
     spec = RunSpec(name=name, mode=mode, autopilot=autopilot, progress=progress, git_add=git_add)
-    _preflight(cfg, spec)
-    with _servers():
-        _report(guided_training(cfg.to_dict(), spec), metrics, cfg, git_add)
+    _report(launch(cfg, spec), metrics, cfg, git_add)
 
 
 def _check_git() -> None:
@@ -167,14 +166,6 @@ def _check_git() -> None:
         inside = ""
     if inside != "true":
         raise HillError("--git-add: this folder is not in a git work tree (run `git init`)")
-
-
-def _preflight(cfg: Config, spec) -> None:
-    """Every check a run can make before it starts Prefect and trains: one line if any fails."""
-    from pipelines.preflight import check_new_run, check_run
-
-    check_new_run(cfg, spec.name)
-    check_run(cfg, spec.mode, spec.name, spec.autopilot, spec.replay_from)
 
 
 @app.command()
@@ -197,16 +188,15 @@ def replay(
     The config comes from params.yaml and -S; it must train like the recorded run's
     (``<edits>/config.yaml``), else the command names the keys that differ.
     """
-    from pipelines.flow import RunSpec, guided_training
+    from pipelines.flow import RunSpec
+    from pipelines.launch import launch
     from pipelines.replay import check_replay_config, resolve_edits_dir
 
     cfg = _config(params, sets)
     folder = resolve_edits_dir(run_or_edits_dir, cfg)
     check_replay_config(cfg, folder)
     spec = RunSpec(name=name, mode="replay", replay_from=str(folder), progress=progress)
-    _preflight(cfg, spec)
-    with _servers():
-        _report(guided_training(cfg.to_dict(), spec), metrics)
+    _report(launch(cfg, spec), metrics)
 
 
 @app.command()
@@ -365,7 +355,7 @@ def study(
     cfg = _config(params, [*(sets or []), *([f"hill.guard={guard}"] if guard else [])])
     seed_list = parse_seeds(seeds, cfg.base.seed)
     label = str(len(seed_list)) if seeds.strip().isdigit() else "s" + "-".join(map(str, seed_list))
-    name = name or f"study-{cfg.data.name}-{cfg.hash()[:8]}-{label}x{len(chosen)}"
+    name = name or f"study-{cfg.data.short_name}-{cfg.hash()[:8]}-{label}x{len(chosen)}"
     with _servers():
         text = run_study(cfg, chosen, seed_list, name, dask)
     typer.echo(text)

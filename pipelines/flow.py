@@ -25,6 +25,7 @@ from prefect.states import Failed
 from pydantic import BaseModel
 
 from hill_core.config import Config, from_dict
+from hill_core.data import load_data
 from hill_core.decision import GateDecision
 from hill_core.edits import edits_summary, read_edits
 from hill_core.errors import HillError
@@ -32,7 +33,7 @@ from hill_core.guard import GuardVerdict
 from hill_core.loop import GateOutcome, Guidance, Progress, baseline_config, drive
 from pipelines import gate, tasks
 from pipelines.paths import RunPaths, config_yaml, new_run_name
-from pipelines.preflight import check_run
+from pipelines.preflight import DATA_FINGERPRINT, check_run, record_data
 from pipelines.tracking import GateRecord, Tracker, pair_runs
 from pipelines.versioning import dvc_add, dvc_md5, dvc_push
 
@@ -200,10 +201,13 @@ def named(spec: RunSpec, cfg: Config) -> RunSpec:
     check_run(cfg, spec.mode, spec.name, spec.autopilot, spec.replay_from)
     name = spec.name or flow_run_name(cfg, spec.mode) or new_run_name(cfg, spec.mode)
     spec = spec.model_copy(update={"name": name})
+    paths = RunPaths.of(cfg, name)
     if spec.mode == "guided":
-        path = RunPaths.of(cfg, name).config()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(config_yaml(cfg))  # a replay checks it trains the same
+        paths.config().parent.mkdir(parents=True, exist_ok=True)
+        paths.config().write_text(config_yaml(cfg))  # a replay checks it trains the same
+    # What a resume (run_dir) and a replay (edits_dir) check the data against.
+    folders = [paths.run_dir, *([paths.edits_dir] if spec.mode == "guided" else [])]
+    record_data(load_data(cfg.data, cfg.base.seed), folders)
     return spec
 
 
@@ -215,7 +219,7 @@ def flow_run_name(cfg: Config, mode: str) -> str | None:
         return None
     run = context.flow_run
     when = run.expected_start_time or run.created
-    return f"{cfg.data.name}-{mode}-{when:%Y%m%d-%H%M%S}-{run.id.hex[:6]}"
+    return f"{cfg.data.short_name}-{mode}-{when:%Y%m%d-%H%M%S}-{run.id.hex[:6]}"
 
 
 def save_spec(cfg: Config, spec: RunSpec) -> None:
@@ -242,7 +246,7 @@ def prefect_tags(spec: RunSpec, cfg: Config) -> list[str]:
     """``hill``, ``mode:guided``, ``data:digits``, ``user:compactness`` (human, replay, none):
     the Prefect UI filters flow runs on them."""
     users = {"guided": spec.autopilot or "human", "baseline": "none", "replay": "replay"}
-    return ["hill", f"mode:{spec.mode}", f"data:{cfg.data.name}", f"user:{users[spec.mode]}"]
+    return ["hill", f"mode:{spec.mode}", f"data:{cfg.data.short_name}", f"user:{users[spec.mode]}"]
 
 
 def report_summary(spec: RunSpec, summary: dict[str, Any]) -> None:
@@ -418,7 +422,8 @@ def git_add_edits(folder: Path) -> tuple[list[Path], str]:
     """
     import subprocess
 
-    pointers = [p for p in [*folder.glob("*.dvc"), folder / ".gitignore", folder / "config.yaml"]
+    pointers = [p for p in [*folder.glob("*.dvc"), folder / ".gitignore", folder / "config.yaml",
+                            folder / DATA_FINGERPRINT]
                 if p.is_file()]  # fmt: skip
     done = subprocess.run(["git", "add", "--", *map(str, pointers)], capture_output=True, text=True)
     return pointers, "" if done.returncode == 0 else (done.stderr.strip() or "git add failed")

@@ -52,7 +52,7 @@ class RunPaths:
 def new_run_name(cfg: Config, mode: str) -> str:
     """``digits-guided-20260101-120000``: sorts by start time, readable in every listing."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{cfg.data.name}-{mode}-{stamp}"
+    return f"{cfg.data.short_name}-{mode}-{stamp}"
 
 
 def git_commit(root: Path | str = ".") -> str:

@@ -7,6 +7,7 @@ refuses a run name that is already taken (`check_new_run`).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -22,10 +23,14 @@ def check_run(cfg: Config, mode: str, name: str | None, autopilot: str | None,
     """Raise :class:`HillError` for anything that would fail later in the run.
 
     In order: the run name, the simulated user, the replay's edits, the device, the data (loaded
-    once here; the tasks reuse it), the DVC repository and the gate page's bind and auth.
+    once here; the tasks reuse it) and that it is the data the run recorded, the model (built
+    once on the CPU: a user's network is checked here), the DVC repository and the gate page's
+    bind and auth.
     """
     from hill_core.data import load_data
+    from hill_core.models import build_model
     from hill_core.train import resolve_device
+    from pipelines.paths import RunPaths
 
     if name is not None:
         check_name(name)
@@ -37,13 +42,57 @@ def check_run(cfg: Config, mode: str, name: str | None, autopilot: str | None,
 
         check_replay_gates(cfg, Path(replay_from))
     resolve_device(cfg.base.device)
-    load_data(cfg.data, cfg.base.seed)
+    data = load_data(cfg.data, cfg.base.seed)
+    check_same_data(data, [RunPaths.of(cfg, name).run_dir] if name else [], replay_from)
+    build_model(cfg.model, data.name, data.input_shape, data.num_classes)
     if mode == "guided" and cfg.hill.gate_epochs:
         from pipelines.versioning import check_repo
 
         check_repo()
         if not autopilot:
             check_gate_page(cfg)
+
+
+DATA_FINGERPRINT = "data.json"  # beside a run's checkpoints and beside its recorded edits
+
+
+def check_same_data(data, run_dirs: list[Path], replay_from: str | None) -> None:
+    """The data is what the run (resumed, or replayed from ``replay_from``) trained on: each
+    folder's recorded fingerprint, where there is one, matches ``data``'s."""
+    from hill_core.data.fingerprint import fingerprint, what_changed
+
+    now = None
+    for folder in [*run_dirs, *([Path(replay_from)] if replay_from else [])]:
+        file = folder / DATA_FINGERPRINT
+        if not file.is_file():
+            continue
+        now = now or fingerprint(data)
+        try:
+            recorded = json.loads(file.read_text())
+        except (OSError, ValueError) as err:
+            raise HillError(f"{file}: not a readable data fingerprint ({err})") from None
+        change = what_changed(recorded, now)
+        if change:
+            raise HillError(
+                f"{data.name} changed since the run in {folder} recorded it: {change} "
+                f"(restore the data, or start a new run)"
+            )
+
+
+def record_data(data, folders: list[Path]) -> None:
+    """Write ``data``'s fingerprint in each folder that has none yet (the first start)."""
+    from hill_core.data.fingerprint import fingerprint
+
+    text = None
+    for folder in folders:
+        file = folder / DATA_FINGERPRINT
+        if file.is_file():
+            continue
+        text = text or json.dumps(fingerprint(data), indent=1)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(file)
 
 
 def check_strategy(autopilot: str | None) -> None:

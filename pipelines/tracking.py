@@ -21,7 +21,6 @@ whose process was killed is marked KILLED by the next hill process that looks (s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -271,7 +270,7 @@ class Tracker:
         import torch
         from mlflow.models import infer_signature
 
-        model = model.cpu().eval()
+        model = served_module(model).cpu().eval()
         with torch.no_grad():
             output = model(torch.from_numpy(example)).numpy()
         run = self.client.get_run(self.run_id)
@@ -295,7 +294,8 @@ class Tracker:
                 signature=infer_signature(example, output),
                 input_example=example,
                 serialization_format="pickle",
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                pip_requirements=requirements(model),
+                code_paths=code_paths(model),
             )
         return logged.model_id
 
@@ -304,6 +304,44 @@ class Tracker:
 
     def has_tag(self, key: str) -> bool:
         return key in self.client.get_run(self.run_id).data.tags
+
+
+def served_module(model):
+    """What MLflow logs and serves: a user's own network as its author wrote it (hill reads its
+    latent with a hook only while training), a preset as the ``HillModel`` it is."""
+    from hill_core.tapped import LatentTap
+
+    return model.net if isinstance(model, LatentTap) else model
+
+
+def requirements(model) -> list[str]:
+    """torch, and torchvision for its networks, pinned to the versions that trained it."""
+    import torch
+
+    pins = [f"torch=={torch.__version__.split('+')[0]}"]
+    if type(model).__module__.startswith("torchvision."):
+        import torchvision
+
+        pins.append(f"torchvision=={torchvision.__version__.split('+')[0]}")
+    return pins
+
+
+def code_paths(model) -> list[str] | None:
+    """The user's package that defines ``model``'s class, when it lives in a folder (not an
+    installed package): MLflow copies it beside the model, so loading and serving import it."""
+    import importlib.util
+    import sysconfig
+
+    top = type(model).__module__.partition(".")[0]
+    if top in ("hill_core", "torchvision", "torch"):
+        return None  # hill is installed where its models are served; torch and torchvision too
+    spec = importlib.util.find_spec(top)
+    if spec is None:
+        return None
+    places = list(spec.submodule_search_locations or []) or [spec.origin]
+    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    found = [p for p in places if p and not any(p.startswith(i) for i in installed)]
+    return found or None
 
 
 @contextmanager
@@ -375,17 +413,22 @@ def data_inputs(data) -> list[Any]:
 
     Each is ``mlflow.data.from_numpy`` of the split's sample ids (features) and labels
     (targets), named after the data set: MLflow keeps its digest, schema and size, not the
-    arrays. The digest covers every id and label, so a run on another split shows another one.
+    arrays. The digest is the split's fingerprint (every id and label, and a sample of the
+    items: ``hill_core.data.fingerprint``), so a run on another split or changed items shows
+    another one.
     """
     import mlflow.data
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+    from hill_core.data.fingerprint import split_fingerprint
+
     inputs = []
     for context, split in (("train", data.train_eval), ("validation", data.val),
                            ("test", data.test)):  # fmt: skip
         ids, labels = np.asarray(split.ids, np.int64), np.asarray(split.labels, np.int64)
-        digest = hashlib.sha256(ids.tobytes() + labels.tobytes()).hexdigest()[:8]
+        printed = split_fingerprint(split)
+        digest = printed["labels"][:4] + printed["sample"][:4]
         dataset = mlflow.data.from_numpy(ids, targets=labels, name=data.name, digest=digest)
         entity = dataset._to_mlflow_entity()
         inputs.append(DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
@@ -423,7 +466,7 @@ def reap_dead_runs(mlflow_client, experiment: str) -> None:
 
 def experiment_name(cfg: Config) -> str:
     """``<tracking.experiment_prefix>-<data set>``: one experiment per data set."""
-    return f"{cfg.tracking.experiment_prefix}-{cfg.data.name}"
+    return f"{cfg.tracking.experiment_prefix}-{cfg.data.short_name}"
 
 
 def live_process(cfg: Config, name: str) -> int | None:

@@ -203,8 +203,7 @@ def test_gate_epochs_error_shows_the_values(workdir):
 @pytest.fixture
 def no_training(monkeypatch):
     """`hill run` up to the flow call: the config and spec it would start, a fake summary."""
-    import pipelines.cli
-    import pipelines.flow
+    import pipelines.launch
 
     started = []
 
@@ -213,8 +212,7 @@ def no_training(monkeypatch):
         base = {"test_accuracy": 0.9, "test_macro_f1": 0.89, "epochs_trained": 6}
         return {**base, "run_name": spec.name or "r", "mlflow_run_id": "abc", "baseline": None}
 
-    monkeypatch.setattr(pipelines.flow, "guided_training", flow)
-    monkeypatch.setattr(pipelines.cli, "_preflight", lambda cfg, spec: None)
+    monkeypatch.setattr(pipelines.launch, "launch", lambda cfg, spec: flow(cfg.to_dict(), spec))
     return started
 
 

@@ -14,7 +14,7 @@ from hill_core.data.augment import CropFlip, crop_flip, crop_flip_reference
 from hill_core.data.base import tensor_dataset
 from hill_core.evaluate import latents_of, latents_of_reference
 from hill_core.models import build_model
-from hill_core.train import _latent_fn, epoch_batches, epoch_loader, init_state, train_segment
+from hill_core.train import _forward_fn, epoch_batches, epoch_loader, init_state, train_segment
 
 
 def digits():
@@ -107,5 +107,6 @@ def test_train_compile_trains_and_computes_what_eager_does():
     x = data.val.batch(torch.arange(64))[0]
     state.model.eval()
     with torch.no_grad():
-        assert torch.allclose(_latent_fn(state)(x), state.model.latent(x), atol=1e-5)
-    assert _latent_fn(state) is _latent_fn(state)  # compiled once
+        for got, want in zip(_forward_fn(state)(x), state.model.latent_and_logits(x), strict=True):
+            assert torch.allclose(got, want, atol=1e-5)
+    assert _forward_fn(state) is _forward_fn(state)  # compiled once

@@ -8,6 +8,8 @@ share one load. Bundles are read-only by contract: nothing in hill writes to a l
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import OrderedDict
 from pathlib import Path
 
@@ -24,7 +26,8 @@ _loaded: OrderedDict[tuple, DataBundle] = OrderedDict()
 
 def load_data(cfg: DataConfig, seed: int) -> DataBundle:
     """The data set ``cfg.name`` with a split that depends only on ``seed``, loaded once."""
-    key = (cfg, seed, _source_stamp(cfg))
+    # The config as text: its kwargs mapping cannot be a dict key itself.
+    key = (json.dumps(dataclasses.asdict(cfg), sort_keys=True), seed, _source_stamp(cfg))
     if key in _loaded:
         _loaded.move_to_end(key)
         return _loaded[key]
@@ -69,6 +72,10 @@ def _source_paths(cfg: DataConfig) -> list[Path]:
         from hill_core.data.pamap2 import source_files
 
         return source_files(root) or [root]
+    if cfg.name.startswith("torchvision:"):
+        from hill_core.data.torchvision_sets import source_files
+
+        return source_files(cfg) or [root]
     if cfg.name == "imagefolder" and root.is_dir():
         return [root, *sorted(p for p in root.iterdir() if p.is_dir())]
     return [root]
@@ -93,6 +100,14 @@ def _load(cfg: DataConfig, seed: int) -> DataBundle:
         from hill_core.data.imagefolder import load_imagefolder
 
         return load_imagefolder(cfg, seed)
+    if cfg.name.startswith("torchvision:"):
+        from hill_core.data.torchvision_sets import load_torchvision
+
+        return load_torchvision(cfg, seed)
+    if cfg.name != "table":
+        from hill_core.data.factory import load_factory
+
+        return load_factory(cfg, seed)
     from hill_core.data.table import load_table
 
     return load_table(cfg, seed)

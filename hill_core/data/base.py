@@ -195,6 +195,8 @@ class DataBundle:
         input_shape: shape of one x, e.g. (1, 8, 8).
         truth: the true labels of items whose labels ``data.label_noise`` flipped
             (``hill_core.data.noise.LabelTruth``), for simulated users only; None otherwise.
+        preview: the data set's own ``preview(x)`` for the gate page (a user's factory may
+            give one); None: ``hill_core.snapshot.item_preview``.
     """
 
     name: str
@@ -205,6 +207,7 @@ class DataBundle:
     class_names: list[str]
     input_shape: tuple[int, ...]
     truth: Any = None
+    preview: Callable | None = None
 
     @property
     def num_classes(self) -> int:
