@@ -17,8 +17,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 test: install
-	$(VENV)/bin/ruff check hill_core pipelines interaction_app tests benchmarks
-	$(VENV)/bin/ruff format --check hill_core pipelines interaction_app tests benchmarks
+	$(VENV)/bin/ruff check hill hill_core pipelines interaction_app tests benchmarks examples
+	$(VENV)/bin/ruff format --check hill hill_core pipelines interaction_app tests benchmarks examples
 	$(PY) -m pytest -q
 
 # Everything but the slow, browser and integration tiers: the loop while editing code (< 30 s).
@@ -34,8 +34,8 @@ demo: install
 	$(VENV)/bin/hill demo $(if $(AUTOPILOT),--autopilot $(AUTOPILOT))
 
 lint: install
-	$(VENV)/bin/ruff check hill_core pipelines interaction_app tests benchmarks
+	$(VENV)/bin/ruff check hill hill_core pipelines interaction_app tests benchmarks examples
 
 format: install
-	$(VENV)/bin/ruff format hill_core pipelines interaction_app tests benchmarks
-	$(VENV)/bin/ruff check --fix hill_core pipelines interaction_app tests benchmarks
+	$(VENV)/bin/ruff format hill hill_core pipelines interaction_app tests benchmarks examples
+	$(VENV)/bin/ruff check --fix hill hill_core pipelines interaction_app tests benchmarks examples

@@ -6,6 +6,7 @@ Tests import this module directly; benchmarks put ``tests/`` on ``sys.path`` fir
     from data_writers import write_cifar, write_pamap2
 
     write_cifar(root, per_batch=10_000)  # full size: 5 x 10,000 training images + 10,000 test
+    write_idx(root, "FashionMNIST", *IDX_FULL)  # full size: 60,000 + 10,000 idx images
     write_pamap2(root, rows_per_subject=PAMAP2_FULL_ROWS)  # full size: about 1.3 GB of text
 """
 
@@ -101,6 +102,131 @@ def python2_pickle(obj) -> bytes:
     out = BytesIO()
     _Python2Pickler(out, protocol=2).dump(obj)
     return out.getvalue()
+
+
+# --- torchvision's idx sets: <Name>/raw/*-idx?-ubyte ---
+
+IDX_FULL = (60_000, 10_000)  # the official MNIST / FashionMNIST / KMNIST training and test sizes
+IDX_SIDE = 28  # pixels
+# Classes of each EMNIST split; the letters split labels its 26 classes 1..26 (0 is "N/A").
+EMNIST_CLASSES = {"byclass": 62, "bymerge": 47, "balanced": 47, "letters": 26, "digits": 10,
+                  "mnist": 10}  # fmt: skip
+IDX_IMAGES_MAGIC = 0x00000803  # 0x08: unsigned bytes, 3 dims (N, 28, 28)
+IDX_LABELS_MAGIC = 0x00000801  # 0x08: unsigned bytes, 1 dim (N,)
+
+
+def bar_images(labels: np.ndarray, side: int, channels: int, seed: int) -> np.ndarray:
+    """Images (N, channels, side, side) uint8 a model can learn: dim noise (0..63) plus, for
+    class c, a bright 2-pixel horizontal bar at row 2 + 2 (c % 10) and a vertical one at column
+    2 + 2 (c // 10) (both drawn in channel c % channels): a distinct pattern per class up to
+    100 classes, for side >= 24."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 64, (len(labels), channels, side, side), dtype=np.uint8)
+    labels = np.asarray(labels)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        at = 2 + 2 * (c % 10), 2 + 2 * (c // 10)
+        x[rows, c % channels, at[0] : at[0] + 2, :] = 230
+        x[rows, c % channels, :, at[1] : at[1] + 2] = 230
+    return x
+
+
+def idx_arrays(name: str, n: int, part: str, split: str | None = None):
+    """What :func:`write_idx` writes for ``part`` ("train" or "test"): images (n, 28, 28) uint8
+    upright and labels (n,) uint8 as stored (EMNIST letters: 1..26), balanced over the classes
+    in shuffled order."""
+    classes = EMNIST_CLASSES[split or "balanced"] if name == "EMNIST" else 10
+    seed = [n, part == "test", classes]
+    labels = np.random.default_rng(seed).permutation(np.arange(n) % classes)
+    images = bar_images(labels, IDX_SIDE, 1, seed=n + (part == "test"))[:, 0]
+    first = 1 if name == "EMNIST" and split == "letters" else 0
+    return images, (labels + first).astype(np.uint8)
+
+
+def write_idx(
+    root: Path,
+    name: str = "FashionMNIST",
+    n_train: int = 200,
+    n_test: int = 50,
+    split: str | None = None,
+) -> Path:
+    """``<root>/<name>/raw/`` with the four uncompressed idx files torchvision's ``name`` reads
+    (MNIST, FashionMNIST, KMNIST or EMNIST of ``split``, default balanced).
+
+    The real format: a big-endian header (magic 0x00000803 and dims N, 28, 28 for images;
+    0x00000801 and N for labels), then the bytes, row-major. File names: ``train-`` and
+    ``t10k-images-idx3-ubyte`` / ``-labels-idx1-ubyte``; EMNIST's
+    ``emnist-<split>-train-images-idx3-ubyte`` etc., each image stored transposed as in the
+    official EMNIST files. Pixels and labels: :func:`idx_arrays`. ``IDX_FULL`` gives the real
+    size (60,000 + 10,000: about 55 MB).
+    """
+    split = (split or "balanced") if name == "EMNIST" else None
+    folder = root / name / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, n in (("train", n_train), ("test", n_test)):
+        images, labels = idx_arrays(name, n, part, split)
+        if name == "EMNIST":
+            images = images.transpose(0, 2, 1)  # the official files hold each image transposed
+            prefix = f"emnist-{split}-{part}"
+        else:
+            prefix = "train" if part == "train" else "t10k"
+        header = struct.pack(">IIII", IDX_IMAGES_MAGIC, n, IDX_SIDE, IDX_SIDE)
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        header = struct.pack(">II", IDX_LABELS_MAGIC, n)
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(header + labels.tobytes())
+    return folder
+
+
+# --- CIFAR-100: cifar-100-python/{train,test,meta} ---
+
+# The official names, index = label (in the real meta file).
+CIFAR100_FINE = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy
+bridge bus butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach
+couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house
+kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle
+mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree
+plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew
+skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank
+telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf
+woman worm""".split()  # noqa: SIM905 - a list of 100 strings is 100 lines
+CIFAR100_COARSE = """aquatic_mammals fish flowers food_containers fruit_and_vegetables
+household_electrical_devices household_furniture insects large_carnivores
+large_man-made_outdoor_things large_natural_outdoor_scenes large_omnivores_and_herbivores
+medium_mammals non-insect_invertebrates people reptiles small_mammals trees vehicles_1
+vehicles_2""".split()  # noqa: SIM905
+CIFAR100_FULL = (50_000, 10_000)  # the official training and test sizes
+
+
+def write_cifar100(root: Path, n_train: int = 1000, n_test: int = 200) -> Path:
+    """cifar-100-python/ with ``train``, ``test`` and ``meta``, pickled as the official Python 2
+    files are (protocol 2, byte strings).
+
+    ``train`` and ``test``: dicts with ``data`` (N, 3072) uint8 (R, G, B planes of 32 x 32, a
+    class-dependent bar pattern: :func:`bar_images`), ``fine_labels`` (N ints, 0..99, balanced),
+    ``coarse_labels`` (here fine % 20, not the official grouping), ``batch_label`` and
+    ``filenames``; ``meta``: ``fine_label_names`` (100) and ``coarse_label_names`` (20).
+    A stratified val split needs n_train >= 100 / val_fraction.
+    """
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    meta = {"fine_label_names": CIFAR100_FINE, "coarse_label_names": CIFAR100_COARSE}
+    (folder / "meta").write_bytes(
+        python2_pickle({k.encode(): _as_bytes(v) for k, v in meta.items()})
+    )
+    for part, n in (("train", n_train), ("test", n_test)):
+        fine = np.random.default_rng([n, part == "test"]).permutation(np.arange(n) % 100)
+        data = bar_images(fine, 32, 3, seed=n + (part == "test")).reshape(n, 3072)
+        batch = {
+            "filenames": [f"{CIFAR100_FINE[y]}_s_{i:06d}.png" for i, y in enumerate(fine)],
+            "batch_label": f"{'training' if part == 'train' else 'testing'} batch 1 of 1",
+            "fine_labels": fine.tolist(),
+            "coarse_labels": (fine % 20).tolist(),
+            "data": data,
+        }
+        (folder / part).write_bytes(
+            python2_pickle({k.encode(): _as_bytes(v) for k, v in batch.items()})
+        )
+    return folder
 
 
 # --- PAMAP2: PAMAP2_Dataset/Protocol/subject10N.dat ---

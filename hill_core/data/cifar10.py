@@ -115,18 +115,21 @@ class BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(path: Path) -> dict:
-    """One pickled batch as a dict with str keys (files from Python 2 or 3, str or bytes keys)."""
+def _unpickle(path: Path, where: str = "cifar10") -> dict:
+    """One pickled batch as a dict with str keys (files from Python 2 or 3, str or bytes keys).
+
+    ``where`` starts each error message (the data set's name: CIFAR-100 reads its files here too).
+    """
     if not path.is_file():
-        raise DataError(f"cifar10: missing batch file {path}")
+        raise DataError(f"{where}: missing batch file {path}")
     try:
         with path.open("rb") as f:
             # latin1: the official files come from Python 2; torchvision reads them this way too.
             entry = BatchUnpickler(f, encoding="latin1").load()
     except Exception as e:  # any unpickling failure means the same thing: not a CIFAR batch
-        raise DataError(f"cifar10: {path} is not a pickled CIFAR batch ({e})") from None
+        raise DataError(f"{where}: {path} is not a pickled CIFAR batch ({e})") from None
     if not isinstance(entry, dict):
-        raise DataError(f"cifar10: {path} holds a {type(entry).__name__}, not a dict")
+        raise DataError(f"{where}: {path} holds a {type(entry).__name__}, not a dict")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 
@@ -139,21 +142,29 @@ def _read_class_names(folder: Path) -> list[str]:
 
 
 def _read_batches(
-    folder: Path, files: tuple[str, ...], num_classes: int
+    folder: Path,
+    files: tuple[str, ...],
+    num_classes: int,
+    where: str = "cifar10",
+    label_key: str = "labels",
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of ``files``, concatenated in order."""
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of ``files``, concatenated in order.
+
+    ``label_key``: the labels' key in each batch (CIFAR-100: ``fine_labels``); ``where`` starts
+    each error message.
+    """
     images, labels = [], []  # uint8 views of each batch: no float or int64 copy of the pixels
     for name in files:
-        entry = _unpickle(folder / name)
+        entry = _unpickle(folder / name, where)
         data = np.asarray(entry.get("data"))
-        y = np.asarray(entry.get("labels", []), np.int64)
+        y = np.asarray(entry.get(label_key, []), np.int64)
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(y) != len(data) or not len(y):
             raise DataError(
-                f"cifar10: {folder / name} needs data (N, 3072) and N > 0 labels, "
-                f"got data {data.shape} and {len(y)} labels"
+                f"{where}: {folder / name} needs data (N, 3072) and N > 0 {label_key}, "
+                f"got data {data.shape} and {len(y)} {label_key}"
             )
         if y.min() < 0 or y.max() >= num_classes:
-            raise DataError(f"cifar10: {folder / name} has labels outside 0..{num_classes - 1}")
+            raise DataError(f"{where}: {folder / name} has labels outside 0..{num_classes - 1}")
         images.append(data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32))  # R, G, B planes
         labels.append(y)
     return torch.from_numpy(np.concatenate(images)), np.concatenate(labels)
