@@ -275,10 +275,14 @@ def resume(
     runs/ is.
     """
     from pipelines.flow import RunSpec, guided_training
+    from pipelines.preflight import check_run
     from pipelines.resume import resume_params, retire_flow_runs
+    from pipelines.tracking import live_process
 
     started = resume_params(_config(params, None), run_name)
-    from pipelines.tracking import live_process
+    spec = RunSpec(**{**started["spec"], "progress": progress})
+    # Before anything starts: the data, the model and the rest are still what the run had.
+    check_run(from_dict(started["config"]), spec.mode, spec.name, spec.autopilot, spec.replay_from)
 
     with _servers():
         pid = live_process(from_dict(started["config"]), run_name)
@@ -286,7 +290,6 @@ def resume(
             raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
         for flow_run_id in retire_flow_runs(run_name):
             typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
-        spec = RunSpec(**{**started["spec"], "progress": progress})
         _report(guided_training(started["config"], spec), None)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import socket
 import time
 import urllib.error
@@ -329,19 +330,20 @@ def requirements(model) -> list[str]:
 def code_paths(model) -> list[str] | None:
     """The user's package that defines ``model``'s class, when it lives in a folder (not an
     installed package): MLflow copies it beside the model, so loading and serving import it."""
-    import importlib.util
     import sysconfig
 
-    top = type(model).__module__.partition(".")[0]
-    if top in ("hill_core", "torchvision", "torch"):
+    name = type(model).__module__
+    top = name.partition(".")[0]
+    module = sys.modules.get(name)
+    if top in ("hill_core", "torchvision", "torch") or not getattr(module, "__file__", None):
         return None  # hill is installed where its models are served; torch and torchvision too
-    spec = importlib.util.find_spec(top)
-    if spec is None:
-        return None
-    places = list(spec.submodule_search_locations or []) or [spec.origin]
+    # The folder of the top-level package the class was imported from (not every folder a
+    # namespace package spans): up one level per dotted part of the module's name.
+    found = Path(module.__file__).resolve()
+    for _ in name.split(".")[1:] if found.name != "__init__.py" else name.split("."):
+        found = found.parent
     installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
-    found = [p for p in places if p and not any(p.startswith(i) for i in installed)]
-    return found or None
+    return None if any(str(found).startswith(i) for i in installed) else [str(found)]
 
 
 @contextmanager
