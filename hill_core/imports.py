@@ -56,10 +56,10 @@ def call_factory(factory: Any, key: str, offered: dict[str, Any], kwargs: dict[s
     if not callable(factory):
         raise HillError(f"{key}: {type(factory).__name__} object is not callable")
     try:
-        params = inspect.signature(factory).parameters
+        params = dict(inspect.signature(factory).parameters)
     except (TypeError, ValueError):  # a builtin without a signature: offer everything
-        params = {}
-    takes_any = not params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        params = None
+    takes_any = params is None or any(p.kind is p.VAR_KEYWORD for p in params.values())
     chosen = {k: v for k, v in offered.items() if takes_any or k in params}
     try:
         return factory(**chosen, **kwargs)

@@ -109,32 +109,42 @@ def check_latent_name(net: nn.Module, latent: str, model_name: str) -> None:
 
 
 def _probe(net: nn.Module, latent: str, shape: tuple, num_classes: int, name: str) -> int:
-    """d of z, from one eval-mode forward of :data:`PROBE_BATCH` zero items; checks that z is
-    (B, ...) with d >= 2 and the logits (B, C). Draws nothing from any RNG."""
+    """d of z, from forwards of :data:`PROBE_BATCH` zero items in eval and in training mode
+    (some networks return other things while training, e.g. auxiliary logits); checks that z
+    is (B, ...) with d >= 2 and the logits (B, C) in both. Leaves every RNG and every buffer
+    (BatchNorm's running statistics) as it found them."""
     was_training = net.training
+    buffers = {k: v.clone() for k, v in net.state_dict().items()}
     x = torch.zeros(PROBE_BATCH, *shape)
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            net.eval()
-            z_raw, logits = _probe_forward(net, latent, x, name)
+            for training in (False, True):
+                net.train(training)
+                z_raw, logits = _probe_forward(net, latent, x, name)
+                _check_outputs(z_raw, logits, latent, num_classes, name, training)
     finally:
+        net.load_state_dict(buffers)
         net.train(was_training)
+    return z_raw[0].numel()
+
+
+def _check_outputs(z_raw, logits, latent: str, num_classes: int, name: str, training: bool):
+    """z is a tensor (B, ...) of 2 or more features; the logits are (B, C)."""
+    mode = "training" if training else "eval"
     if not isinstance(z_raw, torch.Tensor) or z_raw.dim() < 2 or len(z_raw) != PROBE_BATCH:
         got = tuple(z_raw.shape) if isinstance(z_raw, torch.Tensor) else type(z_raw).__name__
         raise HillError(
-            f"model.latent: {latent!r} outputs {got} for a batch of {PROBE_BATCH}; "
-            "z must be a tensor (B, ...) with at least one feature axis"
+            f"model.latent: {latent!r} outputs {got} for a batch of {PROBE_BATCH} ({mode} "
+            "mode); z must be a tensor (B, ...) with at least one feature axis"
         )
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (PROBE_BATCH, num_classes):
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise HillError(
-            f"model.name: {name}'s forward returns {got} for a batch of {PROBE_BATCH}; "
-            f"it must return logits ({PROBE_BATCH}, {num_classes})"
+            f"model.name: {name}'s forward returns {got} for a batch of {PROBE_BATCH} ({mode} "
+            f"mode); it must return logits ({PROBE_BATCH}, {num_classes})"
         )
-    d = z_raw[0].numel()
-    if d < 2:
-        raise HillError(f"model.latent: {latent!r} gives z of {d} feature; the 2-D view needs 2+")
-    return d
+    if z_raw[0].numel() < 2:
+        raise HillError(f"model.latent: {latent!r} gives z of 1 feature; the 2-D view needs 2+")
 
 
 def _probe_forward(net: nn.Module, latent: str, x: torch.Tensor, name: str):

@@ -28,7 +28,7 @@ def check_run(cfg: Config, mode: str, name: str | None, autopilot: str | None,
     bind and auth.
     """
     from hill_core.data import load_data
-    from hill_core.models import build_model
+    from hill_core.models import AUTO_PRESET, PRESETS, build_model
     from hill_core.train import resolve_device
     from pipelines.paths import RunPaths
 
@@ -44,7 +44,8 @@ def check_run(cfg: Config, mode: str, name: str | None, autopilot: str | None,
     resolve_device(cfg.base.device)
     data = load_data(cfg.data, cfg.base.seed)
     check_same_data(data, [RunPaths.of(cfg, name).run_dir] if name else [], replay_from)
-    build_model(cfg.model, data.name, data.input_shape, data.num_classes)
+    if not (cfg.model.name in PRESETS and data.name in AUTO_PRESET):  # built-ins always fit
+        build_model(cfg.model, data.name, data.input_shape, data.num_classes)
     if mode == "guided" and cfg.hill.gate_epochs:
         from pipelines.versioning import check_repo
 

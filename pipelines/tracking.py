@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import socket
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -282,10 +282,8 @@ class Tracker:
             run.info.experiment_id, "model", self.run_id, tags=tags,
             params=dict(run.data.params), model_type="classifier",
         )  # fmt: skip
-        # log_model reaches the store through MLflow's process-wide tracking URI: hill's.
-        mlflow.set_tracking_uri(tracking_uri())
         # quiet: the pickle format warns about untrusted files at every save; these are ours.
-        with _quiet("mlflow.pytorch"):
+        with _mlflow_uri(), _quiet("mlflow.pytorch"):
             mlflow.pytorch.log_model(
                 model,
                 name="model",
@@ -344,6 +342,28 @@ def code_paths(model) -> list[str] | None:
         found = found.parent
     installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
     return None if any(str(found).startswith(i) for i in installed) else [str(found)]
+
+
+@contextmanager
+def _mlflow_uri() -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to hill's, for the calls that read only that
+    (``mlflow.pytorch.log_model``, ``load_model``), and put back after them.
+
+    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the environment; left
+    there, the next run in the process (a second ``hill.run`` in a notebook) would take it for
+    a server the user chose and put its artifacts in ``./mlruns`` (:func:`experiment_id`).
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @contextmanager
@@ -508,12 +528,11 @@ def pair_runs(guided_run_id: str, baseline_run_id: str) -> None:
 
 
 def load_model(run_id: str):
-    """The final model of a run, as the project's own class (``HillModel``)."""
-    import mlflow
+    """The final model of a run, as its own class (``HillModel``, or the user's network)."""
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location="cpu")
+    with _mlflow_uri():
+        return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location="cpu")
 
 
 @dataclass(frozen=True)

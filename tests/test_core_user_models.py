@@ -185,3 +185,31 @@ def test_a_fingerprint_names_what_changed(project):
     brighter.get_batch = lambda rows: data.train_eval.raw_batch(rows) + 1
     changed = fingerprint(data.__class__(**{**data.__dict__, "train_eval": brighter}))
     assert what_changed(before, changed) == "the train split's items differ (in a sample of 64)"
+
+
+def test_a_network_whose_training_forward_returns_a_tuple_is_refused(project):
+    """googlenet returns GoogLeNetOutputs while training: caught at build, not at epoch 1."""
+    cfg = config("model.name=torchvision:googlenet", "model.latent=avgpool")
+    with pytest.raises(HillError, match=r"returns GoogLeNetOutputs .* \(training mode\)"):
+        build_model(cfg.model, "imagefolder", (3, 64, 64), 3)
+    fixed = cfg.replace(**{"model.kwargs": {"aux_logits": False, "init_weights": True}})
+    assert build_model(fixed.model, "imagefolder", (3, 64, 64), 3).latent_dim == 1024
+
+
+def test_the_probe_leaves_batchnorm_statistics_as_built(project):
+    cfg = config(*EXAMPLE)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, "x", (1, 8, 8), 10)
+    assert model.net.encoder.norm.num_batches_tracked == 0
+    assert torch.equal(model.net.encoder.norm.running_mean, torch.zeros(16))
+
+
+def test_a_factory_that_takes_no_arguments_is_called_with_none(project):
+    (project / "bare.py").write_text(
+        "from collections import OrderedDict\n"
+        "from torch import nn\n"
+        "def net():\n"
+        "    return nn.Sequential(OrderedDict(flat=nn.Flatten(), fc=nn.Linear(64, 10)))\n"
+    )
+    cfg = config("model.name=bare:net", "model.latent=flat")
+    assert build_model(cfg.model, "digits", (1, 8, 8), 10).latent_dim == 64

@@ -8,6 +8,7 @@ so the JSON request goes through the same parsing (by the signature) and predict
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,13 @@ def test_search_logged_models_finds_the_model_with_its_scores(logged):
     assert scores == {"test_acc": (3, 0.9), "test_f1": (3, 0.8), "val_acc": (3, 0.85)}
     outputs = tracker.client.get_run(tracker.run_id).outputs.model_outputs
     assert [(o.model_id, o.step) for o in outputs] == [(model.model_id, 3)]
+
+
+def test_logging_the_model_leaves_the_process_tracking_uri_unset(logged):
+    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI; left set, the next run of the
+    process (a second ``hill.run`` in a notebook) would take it for a chosen server and put
+    its artifacts in ./mlruns."""
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
 
 def test_the_data_set_splits_are_run_inputs(logged):
