@@ -31,6 +31,7 @@ ROOT = HERE.parent
 BENCHMARKS = {
     "loss": ("loss_overhead.py", ["--runs", "3"]),
     "train_loop": ("train_loop.py", []),
+    "latent_tap": ("latent_tap.py", []),
     "flow": ("flow_overhead.py", []),
     "launch": ("launch.py", []),
     "gate_page": ("gate_app.py", []),

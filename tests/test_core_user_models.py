@@ -213,3 +213,18 @@ def test_a_factory_that_takes_no_arguments_is_called_with_none(project):
     )
     cfg = config("model.name=bare:net", "model.latent=flat")
     assert build_model(cfg.model, "digits", (1, 8, 8), 10).latent_dim == 64
+
+
+def test_the_hooked_path_computes_what_the_direct_path_does():
+    """benchmarks/latent_tap.py times these two on the same weights: they must agree."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from latent_tap import tapped_twin
+
+    preset = build_model(config().model, "digits", (1, 8, 8), 10).eval()
+    x = torch.randn(5, 1, 8, 8)
+    for got, want in zip(tapped_twin(preset).latent_and_logits(x), preset.latent_and_logits(x),
+                         strict=True):  # fmt: skip
+        assert torch.equal(got, want)
