@@ -93,8 +93,7 @@ def resolve_config(
     baseline: bool = False,
 ) -> Config:  # fmt: skip
     """The run's config: ``params``, then ``overrides``, then ``model`` and ``data``."""
-    from hill_core.config import parse_overrides
-    from hill_core.loop import baseline_config
+    from hill_core.config import baseline_config, parse_overrides
 
     if params is None or isinstance(params, str | os.PathLike):
         cfg = load_config(None if params is None else Path(params))

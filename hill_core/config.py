@@ -301,6 +301,15 @@ class Config:
         return from_dict(_merge(self.to_dict(), _nest(overrides)))
 
 
+def baseline_config(cfg: Config) -> Config:
+    """The paired baseline: same seed, data and schedule, alpha = 0 and no gates.
+
+    Not parsed again: it sets two values of a validated config and only drops constraints
+    (no gates), so nothing needs validating.
+    """
+    return dataclasses.replace(cfg, hill=dataclasses.replace(cfg.hill, alpha=0.0, gate_epochs=[]))
+
+
 def load_config(path: str | Path | None = "params.yaml", overrides: list[str] = ()) -> Config:
     """Load ``path`` (or the defaults when None) with ``-S`` style overrides on top.
 

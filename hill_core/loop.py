@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from hill_core.checkpoint import fork_state
-from hill_core.config import Config
+from hill_core.config import Config, baseline_config
 from hill_core.corrections import Corrections
 from hill_core.data import DataBundle
 from hill_core.decision import GateDecision
@@ -76,15 +76,6 @@ def segments(cfg: Config, start_epoch: int = 1) -> list[tuple[int, int]]:
             ranges.append((first, end))
             first = end + 1
     return ranges
-
-
-def baseline_config(cfg: Config) -> Config:
-    """The paired baseline: same seed, data and schedule, alpha = 0 and no gates.
-
-    Not parsed again: it sets two values of a validated config and only drops constraints
-    (no gates), so nothing needs validating.
-    """
-    return dataclasses.replace(cfg, hill=dataclasses.replace(cfg.hill, alpha=0.0, gate_epochs=[]))
 
 
 @dataclass(frozen=True)

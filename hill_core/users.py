@@ -391,7 +391,7 @@ LABEL_STRATEGIES = {  # name -> (inspection order, channel); auto-relabel has no
     "oracle-drag": ("suspects", "drag"),
     "auto-relabel": None,
 }
-ALL_STRATEGIES = (*STRATEGIES, *LABEL_STRATEGIES)
+ALL_STRATEGIES = (*STRATEGIES, *LABEL_STRATEGIES)  # as hill_core.strategy_names lists them
 
 
 def simulated_edits(

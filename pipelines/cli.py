@@ -133,11 +133,9 @@ def run(
     Each gate's edits land in `data/edits/<run>/` and are tracked by DVC; without --git-add the
     run ends by printing the `git add` command for their pointers.
     """
-    from hill_core.loop import baseline_config
-    from pipelines.flow import RunSpec
-    from pipelines.launch import launch
+    from hill_core.config import baseline_config
 
-    _check_strategy(autopilot)
+    _check_strategy(autopilot)  # these checks import no torch, Prefect or MLflow: a second
     if baseline and autopilot:
         raise HillError(
             f"--baseline trains without gates, so --autopilot {autopilot} would never act: "
@@ -149,6 +147,9 @@ def run(
         cfg = _config(params, sets)
     if git_add:
         _check_git()
+    from pipelines.flow import RunSpec  # the heavy imports, once the command line is sound
+    from pipelines.launch import launch
+
     mode = "baseline" if baseline else "guided"
     spec = RunSpec(name=name, mode=mode, autopilot=autopilot, progress=progress, git_add=git_add)
     _report(launch(cfg, spec), metrics, cfg, git_add)
@@ -188,11 +189,11 @@ def replay(
     The config comes from params.yaml and -S; it must train like the recorded run's
     (``<edits>/config.yaml``), else the command names the keys that differ.
     """
+    cfg = _config(params, sets)  # before the heavy imports: a mistake costs a second
     from pipelines.flow import RunSpec
     from pipelines.launch import launch
     from pipelines.replay import check_replay_config, resolve_edits_dir
 
-    cfg = _config(params, sets)
     folder = resolve_edits_dir(run_or_edits_dir, cfg)
     check_replay_config(cfg, folder)
     spec = RunSpec(name=name, mode="replay", replay_from=str(folder), progress=progress)
@@ -210,11 +211,12 @@ def compare(
     Also writes a plot, and says which MLflow UI command shows the same runs. The experiments
     searched are ``<tracking.experiment_prefix>-*`` from params.yaml.
     """
+    prefix = _config(params, sets).tracking.experiment_prefix
     from pipelines.compare import browse_hint
     from pipelines.compare import compare as compare_runs
 
     with _servers(announce=False, prefect=False):
-        text, plot = compare_runs(out, _config(params, sets).tracking.experiment_prefix)
+        text, plot = compare_runs(out, prefix)
     typer.echo(text)
     if plot is not None:
         typer.echo(f"\nPlot: {plot}")
@@ -233,9 +235,10 @@ def gate(
     sets: SetOpt = None,
 ) -> None:
     """Serve the gate page for a saved snapshot, outside any run; writes the edits on decision."""
+    cfg = _config(params, sets)
     from interaction_app.server import serve_snapshot_file
 
-    serve_snapshot_file(snapshot, _config(params, sets), out)
+    serve_snapshot_file(snapshot, cfg, out)
 
 
 @app.command()
@@ -252,13 +255,14 @@ def serve(
     UI) and then runs its paired baseline. Uses the Prefect server at PREFECT_API_URL, or starts
     a local one (with its UI on http://127.0.0.1:4200) while serving.
     """
+    cfg = _config(params, sets)
+    _check_strategy(autopilot)
     from pipelines.deploy import check_cron
     from pipelines.serve import serve as serve_flow
 
-    _check_strategy(autopilot)
     check_cron(cron, "UTC")
     with _servers(announce=False):
-        serve_flow(_config(params, sets), cron, name, autopilot)
+        serve_flow(cfg, cron, name, autopilot)
 
 
 @app.command()
@@ -274,12 +278,13 @@ def resume(
     was waiting opens again. The run's own parameters are used; params.yaml only says where
     runs/ is.
     """
+    base = _config(params, None)
     from pipelines.flow import RunSpec, guided_training
     from pipelines.preflight import check_run
     from pipelines.resume import resume_params, retire_flow_runs
     from pipelines.tracking import live_process
 
-    started = resume_params(_config(params, None), run_name)
+    started = resume_params(base, run_name)
     spec = RunSpec(**{**started["spec"], "progress": progress})
     # Before anything starts: the data, the model and the rest are still what the run had.
     check_run(from_dict(started["config"]), spec.mode, spec.name, spec.autopilot, spec.replay_from)
@@ -313,10 +318,10 @@ def deploy(
     (`hill gates serve`) serves the page at the link in the run's logs. Start a run now with
     `prefect deployment run guided-training/<name>`.
     """
+    cfg = _config(params, sets)
+    _check_strategy(autopilot)
     from pipelines.deploy import deploy as deploy_flow
 
-    _check_strategy(autopilot)
-    cfg = _config(params, sets)
     with _servers(announce=False):
         deployment_id = deploy_flow(cfg, name, pool, cron, timezone, autopilot, concurrency)
     when = f"on {cron!r} ({timezone})" if cron else "without a schedule"
@@ -349,13 +354,14 @@ def study(
 ) -> None:
     """Every strategy against its paired baseline over several seeds: Δ test accuracy with a 95 %
     t-interval, Δ macro-F1 and seeds improved, printed and saved as study.csv and study.png."""
-    from hill_core.users import ALL_STRATEGIES as STRATEGIES
-    from pipelines.study import parse_seeds, run_study
+    from hill_core.strategy_names import ALL_STRATEGIES as STRATEGIES
 
     chosen = list(STRATEGIES) if strategies == "all" else strategies.split(",")
     for strategy in chosen:
         _check_strategy(strategy)
     cfg = _config(params, [*(sets or []), *([f"hill.guard={guard}"] if guard else [])])
+    from pipelines.study import parse_seeds, run_study
+
     seed_list = parse_seeds(seeds, cfg.base.seed)
     label = str(len(seed_list)) if seeds.strip().isdigit() else "s" + "-".join(map(str, seed_list))
     name = name or f"study-{cfg.data.short_name}-{cfg.hash()[:8]}-{label}x{len(chosen)}"
@@ -417,10 +423,11 @@ def gates_serve(
     Pages live at ``/<run>/gate/<epoch>?token=...``, the links the runs announce; ``/`` lists
     the open gates. A decision resumes the run; a gate past its deadline gets gate.on_timeout.
     """
+    cfg = _config(params, sets)
     from pipelines.gate_service import serve as serve_gates
 
     with _servers(announce=False):
-        serve_gates(_config(params, sets), host, port)  # a bad bind or auth: one line, exit 2
+        serve_gates(cfg, host, port)  # a bad bind or auth: one line, exit 2
 
 
 @app.command()

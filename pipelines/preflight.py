@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hill_core.config import Config
 from hill_core.errors import HillError
-from hill_core.users import ALL_STRATEGIES as STRATEGIES
+from hill_core.strategy_names import ALL_STRATEGIES as STRATEGIES
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # one folder name, never a path
 

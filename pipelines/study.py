@@ -24,8 +24,8 @@ from prefect.cache_policies import NO_CACHE
 
 from hill_core.config import Config, from_dict
 from hill_core.errors import HillError
+from hill_core.strategy_names import ALL_STRATEGIES as STRATEGIES
 from hill_core.study import ROW_COLUMNS, format_summary, summarise
-from hill_core.users import ALL_STRATEGIES as STRATEGIES
 from pipelines.plots import study_png
 
 

@@ -191,6 +191,15 @@ def test_the_paper_strategies_and_the_control_are_registered():
     assert {"confusion", "noedit"} <= set(STRATEGIES)
 
 
+def test_the_light_list_of_names_is_the_strategies_list():
+    """Commands check --autopilot against hill_core.strategy_names before importing torch."""
+    from hill_core import strategy_names, users
+
+    assert tuple(users.STRATEGIES) == strategy_names.LAYOUT_STRATEGIES
+    assert tuple(users.LABEL_STRATEGIES) == strategy_names.LABEL_STRATEGIES
+    assert strategy_names.ALL_STRATEGIES == users.ALL_STRATEGIES
+
+
 def test_unknown_strategy_is_an_error(snapshot):
     with pytest.raises(ValueError, match="unknown strategy 'telepathy'"):
         simulated_edits("telepathy", snapshot, CONFUSION, 0, "r", 5)
