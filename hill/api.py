@@ -77,6 +77,9 @@ def run(
     Raises:
         HillError: a mistake in any input, in one line, before any training.
     """
+    from pipelines.servers import patient_startup
+
+    patient_startup()  # before prefect is imported, where this process has not imported it yet
     from pipelines.flow import RunSpec
     from pipelines.launch import launch
 

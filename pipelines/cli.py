@@ -70,7 +70,11 @@ def _quiet_services(
         ),
     ] = False,
 ) -> None:
-    """Nothing phones home: this runs before any command imports prefect, mlflow or dvc."""
+    """Nothing phones home: this runs before any command imports prefect, mlflow or dvc.
+    Prefect's temporary server gets a start-up limit that a loaded machine meets."""
+    from pipelines.servers import patient_startup
+
+    patient_startup()
     for key, value in {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DVC_NO_ANALYTICS": "1",
@@ -85,7 +89,7 @@ def _config(params: Path, sets: list[str] | None) -> Config:
 
 
 @contextlib.contextmanager
-def _servers(announce: bool = True, prefect: bool = True) -> Iterator[None]:
+def _servers(announce: bool = True, prefect: bool = True) -> Iterator[Any]:
     """Use the servers `hill up` started, when they answer and nothing explicit says otherwise;
     with ``announce``, say in one line which servers the command uses."""
     from pipelines.servers import resolve, using
@@ -94,7 +98,7 @@ def _servers(announce: bool = True, prefect: bool = True) -> Iterator[None]:
     if announce:
         typer.echo(servers.line(), err=True)
     with using(servers):
-        yield
+        yield servers
 
 
 def _check_strategy(autopilot: str | None) -> None:
@@ -381,9 +385,12 @@ def gates_list() -> None:
     from prefect import get_client
 
     from pipelines.gates import waiting_gates
+    from pipelines.servers import require_prefect_server
 
-    with _servers(announce=False), get_client(sync_client=True) as client:
-        gates = waiting_gates(client)
+    with _servers(announce=False) as servers:
+        require_prefect_server(servers, "hill gates list")
+        with get_client(sync_client=True) as client:
+            gates = waiting_gates(client)
     for g in gates:
         typer.echo(g.line())
     if not gates:
@@ -401,11 +408,14 @@ def gates_decide(
 
     from hill_core.edits import DECISIONS
     from pipelines.gates import decide
+    from pipelines.servers import require_prefect_server
 
     if decision not in DECISIONS:
         raise HillError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
-    with _servers(announce=False), get_client(sync_client=True) as client:
-        gate = decide(client, run_name, epoch, decision)
+    with _servers(announce=False) as servers:
+        require_prefect_server(servers, "hill gates decide")
+        with get_client(sync_client=True) as client:
+            gate = decide(client, run_name, epoch, decision)
     typer.echo(f"{gate.run_name}: gate at epoch {gate.epoch} resumed with {decision}")
 
 

@@ -2,7 +2,8 @@
 
 Click (under Typer) would print a usage block and a boxed message for a bad option, and a
 traceback for anything raised inside a command. A :class:`hill_core.errors.HillError` or a
-usage error is the user's to fix, so it gets one line that names what is wrong; any other
+usage error is the user's to fix, so it gets one line that names what is wrong, as does a server
+that did not start or stopped answering (``pipelines.servers.failure_line``); any other
 exception is a bug and keeps its traceback.
 """
 
@@ -45,6 +46,13 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.echo("Aborted.", err=True)
             sys.exit(1)
+        except Exception as err:
+            from pipelines.servers import failure_line
+
+            line = failure_line(err)  # a server that did not start or stopped answering
+            if line is None:
+                raise  # anything else is a bug: its traceback
+            fail(line)
         sys.exit(0)
 
 

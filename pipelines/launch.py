@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hill_core.config import Config
+from hill_core.errors import HillError
 
 
 def launch(cfg: Config, spec) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def launch(cfg: Config, spec) -> dict[str, Any]:
     """
     from pipelines.flow import guided_training
     from pipelines.preflight import check_new_run, check_run, check_strategy
-    from pipelines.servers import resolve, using
+    from pipelines.servers import failure_line, resolve, using
 
     check_strategy(spec.autopilot)
     check_new_run(cfg, spec.name)
@@ -30,4 +31,10 @@ def launch(cfg: Config, spec) -> dict[str, Any]:
     servers = resolve(Path.cwd(), prefect=True)
     print(servers.line(), file=sys.stderr)  # which servers, in one line
     with using(servers):
-        return guided_training(cfg.to_dict(), spec)
+        try:
+            return guided_training(cfg.to_dict(), spec)
+        except Exception as err:
+            line = failure_line(err)  # a server that did not start or stopped answering
+            if line is None:
+                raise
+            raise HillError(line) from None

@@ -29,6 +29,11 @@ from pathlib import Path
 from hill_core.errors import HillError
 
 PROBE_TIMEOUT_S = 1.0  # a loopback server answers in milliseconds; a dead one refuses at once
+# Prefect's temporary server must answer within this many seconds of starting. Prefect's own
+# default (20 s, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS) is missed on a loaded
+# machine: with two busy loops on two cores, its imports alone took longer.
+EPHEMERAL_STARTUP_S = 180
+EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
 HILL_UP = "hill up"
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 
@@ -62,11 +67,12 @@ def answers(url: str, expected: str) -> bool:
 class Servers:
     """The Prefect API and the MLflow store of a command, and where each choice came from."""
 
-    prefect: str  # API URL; "" for Prefect's temporary server
+    prefect: str  # API URL; "" for Prefect's temporary server (or no Prefect: see uses_prefect)
     prefect_from: str  # "PREFECT_API_URL", "hill up" or ""
     mlflow: str  # tracking URI: a server's, or the local sqlite store
     mlflow_from: str  # "MLFLOW_TRACKING_URI", "hill up" or "local store"
     stale: str = ""  # the env.sh of servers that do not answer now, if any
+    uses_prefect: bool = True  # False for a command that reads MLflow only
 
     def line(self) -> str:
         """``Servers: Prefect … (hill up), MLflow … (hill up)``: one line for the terminal."""
@@ -89,13 +95,83 @@ def resolve(project: Path | str = ".", prefect: bool = True) -> Servers:
 
     With ``prefect`` False (a command that only reads MLflow) Prefect is left out: neither its
     settings nor a recorded Prefect server are looked at, and prefect is not imported.
+
+    Raises:
+        HillError: an explicitly set server (PREFECT_API_URL, MLFLOW_TRACKING_URI) that does not
+            answer, in one line naming its URL: before any work, never a traceback.
     """
     found = recorded(project)
     prefect_pair = _prefect_choice(found.get("PREFECT_API_URL", "")) if prefect else ("", "")
     mlflow_pair = _mlflow_choice(found.get("MLFLOW_TRACKING_URI", ""), project)
+    if prefect_pair[1] == "PREFECT_API_URL":
+        check_prefect(prefect_pair[0])
+    if mlflow_pair[1] == "MLFLOW_TRACKING_URI":
+        from pipelines.tracking import check_server
+
+        check_server(mlflow_pair[0])
+    # env.sh is stale when its servers went unused because they did not answer (not when the
+    # user exported them: `source env.sh` makes them explicit).
     answering = HILL_UP in (prefect_pair[1], mlflow_pair[1])
-    stale = str(state_dir(project) / "env.sh") if found and not answering else ""
-    return Servers(*prefect_pair, *mlflow_pair, stale=stale)
+    explicit = prefect_pair[1] == "PREFECT_API_URL" or not prefect
+    explicit = explicit and mlflow_pair[1] == "MLFLOW_TRACKING_URI"
+    stale = str(state_dir(project) / "env.sh") if found and not (answering or explicit) else ""
+    return Servers(*prefect_pair, *mlflow_pair, stale=stale, uses_prefect=prefect)
+
+
+def check_prefect(url: str) -> None:
+    """One-line :class:`HillError` when the Prefect API at ``url`` does not answer its health
+    check (Prefect itself would retry, then print a page of traceback)."""
+    if not answers(f"{url.rstrip('/')}/health", "true"):
+        raise HillError(
+            f"Prefect server at {url} does not answer: start it (`{HILL_UP}`, infra/up.sh) or "
+            "unset PREFECT_API_URL"
+        )
+
+
+def require_prefect_server(servers: Servers, what: str) -> None:
+    """Refuse a question about Prefect's runs when no server is running: a temporary server
+    would start empty and answer "none", which is not true of the server the runs use."""
+    if not servers.prefect:
+        raise HillError(
+            f"{what}: no Prefect server is running here (PREFECT_API_URL is unset and "
+            f"`{HILL_UP}` started none); gates wait on the server their runs use: set "
+            "PREFECT_API_URL to it"
+        )
+
+
+def failure_line(err: BaseException) -> str | None:
+    """One line for a server failure that reached a command as an exception, else None:
+    Prefect's temporary server that did not start in time, or a server that stopped answering
+    mid-command (Prefect's or MLflow's connection errors)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        text = " ".join(str(err).split())
+        if EPHEMERAL_TIMEOUT in text:
+            return (
+                f"Prefect's temporary server did not start within {startup_limit()} s (a busy "
+                f"machine?): start the servers once with `{HILL_UP}`, then run again"
+            )
+        name = type(err).__name__
+        url = getattr(getattr(err, "request", None), "url", None)
+        if name in ("ConnectError", "ConnectTimeout") and url is not None:
+            return f"server at {url.scheme}://{url.host}:{url.port} stopped answering ({name})"
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def startup_limit() -> int:
+    """The start-up limit of Prefect's temporary server in force, in seconds."""
+    value = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "")
+    return int(value) if value.isdigit() else EPHEMERAL_STARTUP_S
+
+
+def patient_startup() -> None:
+    """Give Prefect's temporary server :data:`EPHEMERAL_STARTUP_S` to start (unless the user
+    set a limit). Set before prefect is imported: its settings are read then."""
+    os.environ.setdefault(
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_S)
+    )
 
 
 def _prefect_choice(recorded_url: str) -> tuple[str, str]:
@@ -141,6 +217,8 @@ def using(servers: Servers) -> Iterator[Servers]:
     settings context.
     """
     changes = {}
+    if servers.uses_prefect and not servers.prefect:  # Prefect's temporary server will start
+        changes["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = str(startup_limit())
     if servers.prefect_from == HILL_UP:
         changes["PREFECT_API_URL"] = servers.prefect
     if servers.mlflow_from == HILL_UP:
@@ -153,6 +231,13 @@ def using(servers: Servers) -> Iterator[Servers]:
                 from prefect.settings import PREFECT_API_URL, temporary_settings
 
                 stack.enter_context(temporary_settings(updates={PREFECT_API_URL: servers.prefect}))
+            if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in changes:
+                from prefect.settings import (
+                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as LIMIT,
+                )
+                from prefect.settings import temporary_settings
+
+                stack.enter_context(temporary_settings(updates={LIMIT: startup_limit()}))
             yield servers
     finally:
         for key, value in saved.items():

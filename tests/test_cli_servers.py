@@ -82,19 +82,51 @@ def test_recorded_servers_that_answer_are_used(project, health_server):
 
 def test_an_explicit_setting_wins_over_recorded_servers(project, health_server, monkeypatch):
     record(project, f"{health_server}/api", health_server)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    other = health_server.replace("127.0.0.1", "localhost")  # the same server, another URL
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
     found = servers.resolve(project)
-    assert (found.mlflow, found.mlflow_from) == (
-        "http://mlflow.example:5000",
-        "MLFLOW_TRACKING_URI",
-    )
+    assert (found.mlflow, found.mlflow_from) == (other, "MLFLOW_TRACKING_URI")
     assert found.prefect_from == "hill up"  # each server on its own
-    monkeypatch.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    monkeypatch.setenv("PREFECT_API_URL", f"{other}/api")
     found = servers.resolve(project)
-    assert (found.prefect, found.prefect_from) == (
-        "http://prefect.example:4200/api",
-        "PREFECT_API_URL",
+    assert (found.prefect, found.prefect_from) == (f"{other}/api", "PREFECT_API_URL")
+
+
+def test_sourcing_env_sh_is_not_called_stale(project, health_server, monkeypatch):
+    """Defect B: after `source .hill-infra/env.sh` the servers are explicit, and they answer."""
+    record(project, f"{health_server}/api", health_server)
+    monkeypatch.setenv("PREFECT_API_URL", f"{health_server}/api")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", health_server)
+    found = servers.resolve(project)
+    assert found.stale == "" and "do not answer" not in found.line()
+
+
+def test_an_explicit_server_that_is_down_is_one_line_naming_it(project, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
+    with pytest.raises(servers.HillError, match=r"Prefect server at http://127.0.0.1:1/api does"):
+        servers.resolve(project)
+
+
+def test_the_temporary_server_gets_a_start_up_limit_a_loaded_machine_meets(project):
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as LIMIT
+
+    before = LIMIT.value()  # Prefect's own default is 20 s: missed with two busy loops, 2 cores
+    with servers.using(servers.resolve(project)):
+        assert LIMIT.value() == servers.startup_limit() >= servers.EPHEMERAL_STARTUP_S
+    assert LIMIT.value() == before
+
+
+def test_a_start_up_time_out_is_one_line_saying_what_to_do():
+    err = RuntimeError(
+        "Timed out while attempting to connect to ephemeral Prefect API server. stdout: ..."
     )
+    wrapped = ValueError("flow failed")
+    wrapped.__cause__ = err
+    line = servers.failure_line(wrapped)
+    assert (
+        line.startswith("Prefect's temporary server did not start within") and "`hill up`" in line
+    )
+    assert servers.failure_line(ValueError("a bug")) is None
 
 
 def test_recorded_servers_that_do_not_answer_are_named(project, health_server):
