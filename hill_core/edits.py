@@ -339,7 +339,7 @@ def read_snapshot(path: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     table = _read_parquet(path)
     raw = table.schema.metadata or {}
     meta = {
-        "gate_epoch": raw.get(b"hill.gate_epoch", b"0").decode(),
+        "gate_epoch": str(_int_meta(raw, b"hill.gate_epoch", path)),
         "run_id": raw.get(b"hill.run_id", b"").decode(),
         "num_classes": str(_int_meta(raw, b"hill.num_classes", path)),
     }

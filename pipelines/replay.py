@@ -63,9 +63,26 @@ def check_replay_gates(cfg: Config, folder: Path) -> None:
         path = gate_file(folder, epoch)
         if not path.is_file():
             raise HillError(f"{folder}: no edits for the gate at epoch {epoch} ({path.name})")
+        check_as_recorded(path)
         _, meta = read_edits(path)  # an unreadable or invalid file: one line naming it
         if meta.decision == "stop":
             return
+
+
+def check_as_recorded(path: Path) -> None:
+    """An edits file is byte for byte what its gate recorded: the md5 in its DVC pointer
+    (``<file>.dvc``), where it has one. A file changed since (a row dropped by hand) would
+    replay another run, silently."""
+    import hashlib
+
+    from pipelines.versioning import dvc_md5
+
+    recorded = dvc_md5(path)
+    if recorded and hashlib.md5(path.read_bytes()).hexdigest() != recorded:
+        raise HillError(
+            f"{path} changed since its gate recorded it (md5 differs from {path.name}.dvc): "
+            f"restore it with `dvc checkout {path}`"
+        )
 
 
 def _trained(cfg: Config) -> dict:

@@ -24,13 +24,31 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "runs/taken").mkdir(parents=True)
     edits = tmp_path / "data/edits/partial"
     edits.mkdir(parents=True)
+    tampered_snapshot(tmp_path / "tampered.parquet")
     table = tmp_path / "tiny.csv"
     table.write_text("label,a,b\n" + "".join(f"{k % 3},{k},{k * 2}\n" for k in range(20))
                      + "9,1,1\n9,2,2\n")  # fmt: skip
     return tmp_path
 
 
+def tampered_snapshot(path) -> None:
+    """A snapshot whose gate epoch metadata was edited to text (defect J: a 39-line traceback)."""
+    import pyarrow.parquet as pq
+    from app_helpers import synthetic_snapshot
+
+    from hill_core.edits import write_snapshot
+
+    write_snapshot(path, synthetic_snapshot(20), gate_epoch=4, run_id="r")
+    table = pq.read_table(path)
+    meta = {**table.schema.metadata, b"hill.gate_epoch": b"four"}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
 PROBES = {
+    "tampered snapshot": (
+        ["gate", "--snapshot", "tampered.parquet"],
+        "metadata hill.gate_epoch is 'four', not a whole number",
+    ),
     "unknown key": (["run", "-S", "train.epoch=5"], "unknown key train.epoch"),
     "negative loss weight": (["run", "-S", "hill.w_center=-5"], "non-negative"),
     "no CUDA": (["run", "-S", "base.device=cuda"], "no CUDA device"),

@@ -177,3 +177,7 @@ def test_a_truncated_or_missing_checkpoint_is_one_clear_error(tmp_path):
         load_state(path, cfg, data)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_state(tmp_path / "gone.pt", cfg, data)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello world\n")  # defect L: torch's reader raised KeyError: 101
+    with pytest.raises(CheckpointError, match=r"notes\.pt: not a readable checkpoint \(KeyError\)"):
+        load_state(text, cfg, data)

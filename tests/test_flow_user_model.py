@@ -169,3 +169,22 @@ def test_the_logged_user_network_answers_json_through_the_scoring_app(noedit, tm
     with torch.no_grad():
         want = net(x)
     assert torch.allclose(torch.tensor(json.loads(predictions)), want, atol=1e-5)
+
+
+def test_replay_of_an_edits_file_changed_by_hand_is_refused_before_training(edited):
+    """Defect K: a row dropped from a recorded gate's file replayed another run (or failed
+    after training, with a traceback); its DVC pointer's md5 tells, before any work."""
+    import pyarrow.parquet as pq
+
+    gate = edited / "data/edits/ex-edit/gate_0002.parquet"
+    original = gate.read_bytes()
+    pq.write_table(pq.read_table(gate).slice(1), gate)
+    try:
+        result = runner.invoke(app, ["replay", "ex-edit", "--name", "dropped", "-S",
+                                     "hill.guard=off", "--no-progress"])  # fmt: skip
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert "gate_0002.parquet changed since its gate recorded it" in lines[0]
+        assert not (edited / "runs/dropped").exists()
+    finally:
+        gate.write_bytes(original)
