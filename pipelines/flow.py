@@ -264,18 +264,23 @@ def report_summary(spec: RunSpec, summary: dict[str, Any]) -> None:
             runs.append(("baseline", summary["baseline"]))
         links = {s["mlflow_run_id"]: mlflow_link(s["mlflow_run_id"]) for _, s in runs}
         for role, s in runs:
-            where = links[s["mlflow_run_id"]] or s["mlflow_run_id"]
-            logger.info(
-                f"{role} run {s['run_name']}: MLflow run {where}, test accuracy "
-                f"{100 * s['test_accuracy']:.2f}%, macro-F1 {100 * s['test_macro_f1']:.2f}% "
-                f"after {s['epochs_trained']} epochs"
-            )
+            logger.info(summary_line(role, s, links[s["mlflow_run_id"]]))
         create_markdown_artifact(
             summary_markdown(spec, runs, links), key="hill-summary",
             description=f"hill run {spec.name}: MLflow runs and final scores",
         )  # fmt: skip
     except Exception as err:  # noqa: BLE001 - the run itself succeeded
         logger.warning(f"could not report the summary to Prefect: {err}")
+
+
+def summary_line(role: str, s: dict[str, Any], link: str) -> str:
+    """One run's scores, its MLflow run (the UI link where there is one) last on the line:
+    a link followed by punctuation opens another page (a trailing "," gave a 404)."""
+    return (
+        f"{role} run {s['run_name']}: test accuracy {100 * s['test_accuracy']:.2f}%, macro-F1 "
+        f"{100 * s['test_macro_f1']:.2f}% after {s['epochs_trained']} epochs; MLflow run "
+        f"{link or s['mlflow_run_id']}"
+    )
 
 
 def mlflow_link(run_id: str) -> str:
@@ -296,13 +301,13 @@ def summary_markdown(spec: RunSpec, runs: list[tuple[str, dict]], links: dict[st
     rows = []
     for role, s in runs:
         run_id = s["mlflow_run_id"]
-        shown = f"[`{run_id}`]({links[run_id]})" if links[run_id] else f"`{run_id}`"
-        rows.append(
-            f"| {role} | `{s['run_name']}` | {shown} | {100 * s['test_accuracy']:.2f}% | "
+        shown = f"[{run_id}]({links[run_id]})" if links[run_id] else run_id
+        rows.append(  # no code spans: Prefect's artifact view printed their backticks
+            f"| {role} | {s['run_name']} | {shown} | {100 * s['test_accuracy']:.2f}% | "
             f"{100 * s['test_macro_f1']:.2f}% | {s['epochs_trained']} |"
         )
     lines = [
-        f"# hill run `{spec.name}`",
+        f"# hill run {spec.name}",
         "",
         "| run | name | MLflow run | test accuracy | macro-F1 | epochs |",
         "|---|---|---|---|---|---|",
@@ -313,7 +318,7 @@ def summary_markdown(spec: RunSpec, runs: list[tuple[str, dict]], links: dict[st
         (_, g), (_, b) = runs
         delta = 100 * (g["test_accuracy"] - b["test_accuracy"])
         lines.append(f"Guided minus baseline test accuracy: **{delta:+.2f} pp**.")
-    lines.append(f"MLflow tracking URI: `{tracking_uri()}`")
+    lines.append(f"MLflow tracking URI: {tracking_uri()}")
     return "\n".join(lines) + "\n"
 
 
