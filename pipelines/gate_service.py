@@ -249,21 +249,47 @@ def serve(cfg, host: str, port: int) -> None:
 
     gate = cfg.gate
     basic = check_gate(gate, host)
+    sock = listening_socket(host, port)  # a port in use: one line, before anything is announced
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     scheme = "https" if gate.ssl_certfile else "http"
-    print(f"Gate service on {scheme}://{host}:{port}/ serving gates under {cfg.base.run_dir}")
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Gate service on {scheme}://{shown}:{sock.getsockname()[1]}/ serving gates under "
+          f"{cfg.base.run_dir}")  # fmt: skip
     app = create_app(
         cfg.base.run_dir,
         basic,
         hosts=allowed_hosts(gate, host),
         secure_cookie=gate.service_url.lower().startswith("https:"),
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         access_log=False,
         ssl_certfile=gate.ssl_certfile or None,
         ssl_keyfile=gate.ssl_keyfile or None,
     )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int):
+    """A TCP socket bound to ``host:port`` (0: a free port) for uvicorn to serve on.
+
+    Bound here, not by uvicorn: uvicorn reports a port in use with a traceback and exit code 3
+    after the service was announced (defect G); here it is one line, and nothing is announced.
+    """
+    import socket
+
+    from interaction_app.gate_checks import GateServerError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed one in TIME_WAIT
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise GateServerError(
+            f"gate service: cannot listen on {host}:{port} ({err.strerror or err}): another "
+            "process has the port; pick another with --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock

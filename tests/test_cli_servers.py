@@ -213,3 +213,20 @@ def test_the_dvc_root_is_found_without_dvc(tmp_path):
     assert check_repo(tmp_path / "repo" / "sub" / "deeper") == tmp_path / "repo"
     with pytest.raises(VersioningError, match="is not in a DVC repository"):
         check_repo(tmp_path)
+
+
+def test_gates_serve_on_a_port_in_use_is_one_line_and_announces_nothing(project, tmp_path):
+    """Defect G: uvicorn announced the service, then died with [Errno 98] and exit code 3."""
+    import socket
+
+    (project / "params.yaml").write_text("base: {run_dir: runs}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["gates", "serve", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"hill: gate service: cannot listen on 127.0.0.1:{port} (Address already in use): "
+        "another process has the port; pick another with --port"
+    ]
