@@ -326,6 +326,21 @@ def load_config(path: str | Path | None = "params.yaml", overrides: list[str] = 
     return from_dict(_merge(raw, _nest(parse_overrides(overrides))))
 
 
+def load_sections(
+    path: str | Path | None, overrides: list[str], sections: tuple[str, ...]
+) -> Config:
+    """:func:`load_config` reading only ``sections`` of the file and the overrides (the others
+    keep their defaults): for a command that uses no training setting, such as the gate
+    service, so that a training mistake elsewhere in the file does not stop it."""
+    raw = _read_yaml(Path(path)) if path is not None else {}
+    over = _nest(parse_overrides(overrides))
+    return from_dict(_merge(_only(raw, sections), _only(over, sections)))
+
+
+def _only(raw: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k in sections}
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["train.epochs=5"]`` -> ``{"train.epochs": 5}``; values are YAML 1.2 scalars/lists."""
     parsed = {}

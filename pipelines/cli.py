@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hill_core.config import Config, from_dict, load_config
+from hill_core.config import Config, from_dict, load_config, load_sections
 from hill_core.errors import HillError
 from pipelines.cli_errors import OneLineErrors
 
@@ -433,7 +433,9 @@ def gates_serve(
     Pages live at ``/<run>/gate/<epoch>?token=...``, the links the runs announce; ``/`` lists
     the open gates. A decision resumes the run; a gate past its deadline gets gate.on_timeout.
     """
-    cfg = _config(params, sets)
+    # Only what the service uses: a training mistake in params.yaml (a failed `dvc exp run -S`
+    # left behind) must not stop the gates of runs already waiting (defect H).
+    cfg = load_sections(params, sets or [], ("base", "gate", "tracking"))
     from pipelines.gate_service import serve as serve_gates
 
     with _servers(announce=False):

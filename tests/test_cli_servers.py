@@ -230,3 +230,17 @@ def test_gates_serve_on_a_port_in_use_is_one_line_and_announces_nothing(project,
         f"hill: gate service: cannot listen on 127.0.0.1:{port} (Address already in use): "
         "another process has the port; pick another with --port"
     ]
+
+
+def test_gates_serve_reads_only_what_it_uses_from_params(project):
+    """Defect H: params.yaml left at 6 epochs with gates at 4 and 8 (a failed `dvc exp run -S
+    train.epochs=6`) stopped the gate service, which uses no training setting."""
+    import socket
+
+    (project / "params.yaml").write_text("train: {epochs: 6}\nhill: {gate_epochs: [4, 8]}\n")
+    with socket.socket() as taken:  # the service then stops at its port: past the config
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["gates", "serve", "--port", str(port)])
+    assert "cannot listen on" in result.output and "gate_epochs" not in result.output
