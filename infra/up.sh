@@ -244,5 +244,9 @@ for s in "${SERVICES[@]}"; do
 done
 wait_started
 
-printf 'export PREFECT_API_URL=%s\nexport MLFLOW_TRACKING_URI=%s\n' "$PREFECT_API" "$MLFLOW_URI" |
-  tee "$HILL_INFRA_DIR/env.sh"
+# Written whole before it is shown: `up.sh | head -1` must not cut the file short. The gate
+# service's URL goes in too, so that `hill deploy` links to the port it really listens on.
+printf 'export PREFECT_API_URL=%s\nexport MLFLOW_TRACKING_URI=%s\nexport HILL_GATE_URL=%s\n' \
+  "$PREFECT_API" "$MLFLOW_URI" "http://127.0.0.1:$HILL_GATE_PORT" >"$HILL_INFRA_DIR/env.sh.tmp"
+mv "$HILL_INFRA_DIR/env.sh.tmp" "$HILL_INFRA_DIR/env.sh"
+cat "$HILL_INFRA_DIR/env.sh" || true

@@ -322,7 +322,9 @@ def deploy(
     (`hill gates serve`) serves the page at the link in the run's logs. Start a run now with
     `prefect deployment run guided-training/<name>`.
     """
-    cfg = _config(params, sets)
+    from pipelines.servers import with_gate_service
+
+    cfg = with_gate_service(_config(params, sets), Path.cwd())
     _check_strategy(autopilot)
     from pipelines.deploy import deploy as deploy_flow
 

@@ -118,6 +118,21 @@ def resolve(project: Path | str = ".", prefect: bool = True) -> Servers:
     return Servers(*prefect_pair, *mlflow_pair, stale=stale, uses_prefect=prefect)
 
 
+def with_gate_service(cfg, project: Path | str = "."):
+    """``cfg`` with ``gate.service_url`` set to the gate service infra/up.sh started for this
+    project (its env.sh's HILL_GATE_URL) when the config keeps the default URL and that
+    service answers: a service on another port (HILL_GATE_PORT) is where the links must point
+    (defect A). An explicit ``gate.service_url`` is left as it is."""
+    from hill_core.config import GateConfig
+
+    url = recorded(project).get("HILL_GATE_URL", "")
+    if cfg.gate.service_url != GateConfig().service_url or not url:
+        return cfg
+    if not answers(f"{url.rstrip('/')}/healthz", "ok"):
+        return cfg
+    return cfg.replace(**{"gate.service_url": url})
+
+
 def check_prefect(url: str) -> None:
     """One-line :class:`HillError` when the Prefect API at ``url`` does not answer its health
     check (Prefect itself would retry, then print a page of traceback)."""

@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Health(http.server.BaseHTTPRequestHandler):
-    """Prefect's ``/api/health`` (``true``) and MLflow's ``/health`` (``OK``)."""
+    """Prefect's ``/api/health`` (``true``), MLflow's ``/health`` (``OK``) and the gate
+    service's ``/healthz`` (``ok``)."""
 
     def do_GET(self):  # noqa: N802 - http.server's name
-        body = {"/api/health": b"true", "/health": b"OK"}.get(self.path)
+        body = {"/api/health": b"true", "/health": b"OK", "/healthz": b"ok"}.get(self.path)
         self.send_response(200 if body else 404)
         self.end_headers()
         self.wfile.write(body or b"")
@@ -244,3 +245,15 @@ def test_gates_serve_reads_only_what_it_uses_from_params(project):
         port = taken.getsockname()[1]
         result = CliRunner().invoke(app, ["gates", "serve", "--port", str(port)])
     assert "cannot listen on" in result.output and "gate_epochs" not in result.output
+
+
+def test_deploy_links_to_the_gate_service_up_sh_started(project, health_server):
+    """Defect A: with HILL_GATE_PORT=8410 infra/up.sh, links pointed at 7870."""
+    (project / ".hill-infra").mkdir()
+    (project / ".hill-infra" / "env.sh").write_text(f"export HILL_GATE_URL={health_server}\n")
+    cfg = load_config(None)
+    assert servers.with_gate_service(cfg, project).gate.service_url == health_server
+    mine = cfg.replace(**{"gate.service_url": "https://gates.example"})
+    assert servers.with_gate_service(mine, project).gate.service_url == "https://gates.example"
+    (project / ".hill-infra" / "env.sh").write_text("export HILL_GATE_URL=http://127.0.0.1:1\n")
+    assert servers.with_gate_service(cfg, project).gate.service_url == cfg.gate.service_url
