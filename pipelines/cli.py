@@ -299,7 +299,8 @@ def resume(
             raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
         for flow_run_id in retire_flow_runs(run_name):
             typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
-        _report(guided_training(started["config"], spec), None)
+        cfg = from_dict(started["config"])  # defect I: the `git add` hint after a resume too
+        _report(guided_training(started["config"], spec), None, cfg, spec.git_add)
 
 
 @app.command()

@@ -80,7 +80,20 @@ def guided_training(config: dict[str, Any], spec: RunSpec | None = None) -> dict
         return Failed(message=str(err), data=err)
     RunPaths.of(cfg, spec.name).summary().write_text(json.dumps(summary, indent=1))
     report_summary(spec, summary)
+    hint_git_add(cfg, spec)
     return summary
+
+
+def hint_git_add(cfg: Config, spec: RunSpec) -> None:
+    """In a deployment's run (no terminal of the user's: the hint goes to its logs), the
+    `git add` of the edits' pointers that `hill run` prints at its end (defect I)."""
+    context = FlowRunContext.get()
+    deployed = context is not None and context.flow_run.deployment_id is not None
+    if spec.mode != "guided" or spec.git_add or not deployed:
+        return
+    pointers = edits_pointers(cfg, spec.name)
+    if pointers:
+        get_run_logger().info(f"Version the edits in git: git add {' '.join(map(str, pointers))}")
 
 
 class FlowSteps:

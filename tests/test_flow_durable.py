@@ -146,7 +146,9 @@ def test_sigkill_at_gate_and_after_the_decision_then_resume(project):
     recorded = file_sha256(edits)
     assert [g.epoch for g in person.seen] == [3]
 
-    finish(start(root, "resume", "gated", "--no-progress"))  # must not ask the gate again
+    last = start(root, "resume", "gated", "--no-progress")  # must not ask the gate again
+    finish(last)
+    assert "Version the edits in git: git add data/edits/gated/" in last.log.read_text()
     reference = cfg.replace(**{"train.epochs": 6, "hill.gate_epochs": [3]})
     with GateAnswerer(via_page("approve")):
         guided_training(reference.to_dict(), RunSpec(name="gated-whole"))
