@@ -200,6 +200,7 @@ HASH_NEUTRAL_DEFAULTS = {
     ("model", "latent"): "",
     ("model", "kwargs"): {},
     ("model", "weights"): "",
+    ("gate", "trusted_proxies"): [],
     ("hill", "suspects"): 100,
     ("hill", "budget"): 30,
 }
@@ -245,6 +246,9 @@ class GateConfig:
     allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
     ssl_certfile: str = ""  # TLS certificate (PEM) for the page and the service, with ssl_keyfile
     ssl_keyfile: str = ""  # its private key; both or neither (or TLS at a reverse proxy)
+    # Addresses (or networks, "10.0.0.0/8") of reverse proxies whose X-Forwarded-For names the
+    # client; from anyone else it is ignored, so a forged one cannot dodge the login throttle.
+    trusted_proxies: list[str] = field(default_factory=list)
 
     # A password variable must be one of hill's own: any variable holding a colon (PATH)
     # would otherwise become "user:password".

@@ -68,6 +68,23 @@ def header(scope, name: bytes) -> str | None:
     return None
 
 
+def forwarded_allow_ips(gate) -> str:
+    """uvicorn's ``forwarded_allow_ips`` for ``gate.trusted_proxies``: "" trusts no one.
+
+    uvicorn's own default trusts 127.0.0.1, so any local process could name itself another
+    client with X-Forwarded-For and never meet the login throttle.
+    """
+    return ",".join(gate.trusted_proxies)
+
+
+def trust_proxies_of_pages(gate) -> None:
+    """The same for a gate page: Gradio builds its uvicorn config from the environment's
+    FORWARDED_ALLOW_IPS (read when the page starts), so it is set here, for this process."""
+    import os
+
+    os.environ["FORWARDED_ALLOW_IPS"] = forwarded_allow_ips(gate)
+
+
 def client_ip(scope) -> str:
     client = scope.get("client")
     return client[0] if client else "unknown"

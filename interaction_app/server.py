@@ -26,7 +26,13 @@ from interaction_app.gate_checks import (  # noqa: F401  (server's names for its
     is_loopback,
     resolve_auth,
 )
-from interaction_app.http_safety import Throttle, allowed_hosts, body_cap, page_guards
+from interaction_app.http_safety import (
+    Throttle,
+    allowed_hosts,
+    body_cap,
+    page_guards,
+    trust_proxies_of_pages,
+)
 from interaction_app.recorder import GateClosedError
 
 GRACE_S = 10.0  # after a decision: the longest the page stays up for its open tabs to lock
@@ -120,6 +126,7 @@ def launch_gate(
         ) from None
     port = gate.port or free_port(gate.host)
     guards = page_guards(allowed_hosts(gate), body_cap(len(snapshot)), Throttle())
+    trust_proxies_of_pages(gate)
     tls = bool(gate.ssl_certfile)
     _, url, _ = demo.launch(
         server_name=gate.host,

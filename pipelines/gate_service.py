@@ -261,14 +261,25 @@ def serve(cfg, host: str, port: int) -> None:
         hosts=allowed_hosts(gate, host),
         secure_cookie=gate.service_url.lower().startswith("https:"),
     )
-    config = uvicorn.Config(
+    uvicorn.Server(uvicorn_config(app, gate)).run(sockets=[sock])
+
+
+def uvicorn_config(app, gate, **more):
+    """The service's uvicorn config: quiet, TLS when set, and X-Forwarded-For believed only
+    from ``gate.trusted_proxies`` (``more``: host, port, log_config for a test's server)."""
+    import uvicorn
+
+    from interaction_app.http_safety import forwarded_allow_ips
+
+    return uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
         ssl_certfile=gate.ssl_certfile or None,
         ssl_keyfile=gate.ssl_keyfile or None,
+        forwarded_allow_ips=forwarded_allow_ips(gate),
+        **more,
     )
-    uvicorn.Server(config).run(sockets=[sock])
 
 
 def listening_socket(host: str, port: int):

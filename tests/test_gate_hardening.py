@@ -326,6 +326,39 @@ def test_service_basic_auth_is_throttled(tmp_path):
         assert client.get(gate_path, params={"token": token}).status_code == 200
 
 
+def test_a_forged_forwarded_for_does_not_dodge_the_throttle(tmp_path, monkeypatch):
+    """30 wrong logins, each naming another client in X-Forwarded-For, from a client that is
+    no trusted proxy: throttled after 5, on the service and on the page alike. (Before, loopback
+    was trusted, every forged address counted apart, and the right password then got in.)"""
+    forged = [{"X-Forwarded-For": f"203.0.113.{k}"} for k in range(30)]
+    with (
+        service(tmp_path / "svc", basic=("ana", "s3cret")) as (base, _, _),
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        statuses = [client.get("/", auth=("ana", "guess"), headers=h).status_code for h in forged]
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
+        right = client.get("/api/gates", auth=("ana", "s3cret"), headers=forged[0])
+        assert right.status_code == 429
+    monkeypatch.setenv("HILL_GATE_AUTH", "ana:s3cret")
+    with page(tmp_path / "page") as url, httpx.Client(timeout=30) as client:
+        statuses = [
+            client.post(f"{url}login", data={"username": "ana", "password": "guess"}, headers=h)
+            for h in forged
+        ]
+        assert [r.status_code for r in statuses[5:]] == [429] * 25
+
+
+def test_a_trusted_proxy_names_its_clients(tmp_path):
+    """Behind a proxy the user lists, each client is throttled on its own address."""
+    with (
+        service(tmp_path / "svc", basic=("ana", "s3cret"), proxies=("127.0.0.1",)) as (base, _, _),
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        for k in range(10):  # ten clients, one wrong login each: none is throttled
+            headers = {"X-Forwarded-For": f"198.51.100.{k}"}
+            assert client.get("/", auth=("ana", "guess"), headers=headers).status_code == 401
+
+
 # ---- TLS ---------------------------------------------------------------------------------------
 
 

@@ -25,10 +25,11 @@ import pytest
 import uvicorn
 from app_helpers import synthetic_context, synthetic_snapshot
 
+from hill_core.config import GateConfig
 from hill_core.edits import read_edits, write_snapshot
 from interaction_app.recorder import GateRecorder
 from interaction_app.server import free_port
-from pipelines.gate_service import create_app
+from pipelines.gate_service import create_app, uvicorn_config
 from pipelines.gate_ticket import GateTicket, context_json, new_token, write_ticket
 
 pytestmark = pytest.mark.slow  # starts web servers and a Prefect test server
@@ -68,23 +69,22 @@ def write_gate(
 
 
 @contextlib.contextmanager
-def running_service(run_dir: Path, tls: tuple[str, str] | None = None, **options) -> Iterator[str]:
-    """The service on a free loopback port; yields its base URL. Scans only when asked.
+def running_service(
+    run_dir: Path, tls: tuple[str, str] | None = None, proxies: tuple = (), **options
+) -> Iterator[str]:
+    """The service on a free loopback port, configured as ``hill gates serve`` configures it;
+    yields its base URL. Scans only when asked.
 
-    ``tls``: (certfile, keyfile) to serve https, as ``hill gates serve`` does with gate.ssl_*.
+    ``tls``: (certfile, keyfile) to serve https, as with gate.ssl_*; ``proxies``:
+    gate.trusted_proxies.
     """
     options = {"refresh_s": 3600.0, "close_after_s": 0.0, **options}
     app = create_app(run_dir, **options)
     certfile, keyfile = tls or (None, None)
     # log_config=None: reconfiguring logging here would deadlock with Prefect's log handler.
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=free_port(HOST),
-        log_config=None,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-    )
+    gate = GateConfig(ssl_certfile=certfile or "", ssl_keyfile=keyfile or "",
+                      trusted_proxies=list(proxies))  # fmt: skip
+    config = uvicorn_config(app, gate, host=HOST, port=free_port(HOST), log_config=None)
     server = uvicorn.Server(config)
     # The thread runs in this context, so a Prefect test server's settings reach the service.
     thread = threading.Thread(
