@@ -387,7 +387,7 @@ def gates_list() -> None:
     """The gates waiting for a decision (paused runs at PREFECT_API_URL): run, epoch, link."""
     from prefect import get_client
 
-    from pipelines.gates import waiting_gates
+    from pipelines.gate_service.listing import waiting_gates
     from pipelines.servers import require_prefect_server
 
     with _servers(announce=False) as servers:
@@ -410,7 +410,7 @@ def gates_decide(
     from prefect import get_client
 
     from hill_core.edits import DECISIONS
-    from pipelines.gates import decide
+    from pipelines.gate_service.listing import decide
     from pipelines.servers import require_prefect_server
 
     if decision not in DECISIONS:
@@ -439,7 +439,7 @@ def gates_serve(
     # Only what the service uses: a training mistake in params.yaml (a failed `dvc exp run -S`
     # left behind) must not stop the gates of runs already waiting (defect H).
     cfg = load_sections(params, sets or [], ("base", "gate", "tracking"))
-    from pipelines.gate_service import serve as serve_gates
+    from pipelines.gate_service.service import serve as serve_gates
 
     with _servers(announce=False):
         serve_gates(cfg, host, port)  # a bad bind or auth: one line, exit 2

@@ -5,7 +5,7 @@ A person's gate waits in one of two ways (``gate.wait``):
 - **pause** (a plain ``hill run`` on a laptop): this process serves the page and
   ``pause_flow_run`` waits, holding the process, as described below;
 - **suspend** (runs of a deployment, on a worker): the run writes a gate ticket
-  (``pipelines.gate_ticket``), announces the gate service's link, and ``suspend_flow_run``
+  (``pipelines.gate_service.ticket``), announces the gate service's link, and ``suspend_flow_run``
   ends the process. The gate service (``hill gates serve``) serves the page, records the
   decision and resumes the run; Prefect then runs the flow again from the top, which replays
   its finished segments from their checkpoints and finds the decision in the edits file.
@@ -90,7 +90,7 @@ def suspend_for_person(cfg: Config, paths: RunPaths, view: GateView, context) ->
     here. Only a resume through Prefect's own form (decision only) comes back here: the same
     pause key then returns that input at once, and it is recorded unedited.
     """
-    from pipelines import gate_ticket as tickets
+    from pipelines.gate_service import ticket as tickets
 
     run_id = str(FlowRunContext.get().flow_run.id)
     path = tickets.ticket_path(cfg.base.run_dir, paths.name, view.epoch)

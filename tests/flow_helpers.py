@@ -139,7 +139,7 @@ class GateAnswerer:
 
 def waiting_gates(client, answered: set) -> list[SeenGate]:
     """The gates `hill gates list` shows that this answerer has not answered yet."""
-    from pipelines.gates import waiting_gates as waiting
+    from pipelines.gate_service.listing import waiting_gates as waiting
 
     return [
         SeenGate(g.flow_run_id, g.state, g.epoch, g.url)

@@ -29,8 +29,8 @@ from hill_core.config import GateConfig
 from hill_core.edits import read_edits, write_snapshot
 from interaction_app.recorder import GateRecorder
 from interaction_app.server import free_port
-from pipelines.gate_service import create_app, uvicorn_config
-from pipelines.gate_ticket import GateTicket, context_json, new_token, write_ticket
+from pipelines.gate_service.service import create_app, uvicorn_config
+from pipelines.gate_service.ticket import GateTicket, context_json, new_token, write_ticket
 
 pytestmark = pytest.mark.slow  # starts web servers and a Prefect test server
 
@@ -279,6 +279,6 @@ def test_binding_beyond_loopback_without_auth_exits_2_in_one_line(tmp_path):
 
 
 def _context_of(ticket: GateTicket):
-    from pipelines.gate_ticket import context_of
+    from pipelines.gate_service.ticket import context_of
 
     return context_of(ticket.context)

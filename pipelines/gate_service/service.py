@@ -2,7 +2,7 @@
 
 A run that suspends at a gate leaves a ticket; this service serves that gate's page at the
 stable address ``/<run>/gate/<epoch>?token=...`` the run announced, records the decision
-through the page's one recorder and resumes the flow run (:mod:`pipelines.gate_service_gates`).
+through the page's one recorder and resumes the flow run (:mod:`pipelines.gate_service.registry`).
 
 Routes:
     GET  /                                   index of open gates (no tokens)
@@ -12,7 +12,7 @@ Routes:
     GET  /<run>/gate/<epoch>/api/snapshot    the snapshot and context as JSON (token)
     POST /<run>/gate/<epoch>/api/decision    record a decision (token; source "page")
 
-Access (:mod:`pipelines.gate_service_auth`): a gate's paths need its token; the rest needs HTTP
+Access (:mod:`pipelines.gate_service.auth`): a gate's paths need its token; the rest needs HTTP
 Basic auth when auth is configured, which it must be to bind anything but loopback. In front of
 that, :mod:`interaction_app.http_safety`'s guards, as on the in-process page: a Host allow-list,
 no upload routes, and each gate's body cap (64 KiB + 256 B per point) before anything is read.
@@ -40,9 +40,9 @@ from interaction_app.http_safety import (
     body_cap,
     one_line,
 )
-from pipelines.gate_service_api import ApiError, parse_body, read_body
-from pipelines.gate_service_auth import EPOCH, GATE_PATH, GateAccess
-from pipelines.gate_service_gates import CLOSE_AFTER_S, REFRESH_S, GateService, log
+from pipelines.gate_service.api import ApiError, parse_body, read_body
+from pipelines.gate_service.auth import EPOCH, GATE_PATH, GateAccess
+from pipelines.gate_service.registry import CLOSE_AFTER_S, REFRESH_S, GateService, log
 
 API_SOURCE = "page"  # the JSON API is the page's own API: same recorder, same source
 

@@ -1,7 +1,7 @@
 """The gate service's registry: which gates it serves, mounted where, and what happens to them.
 
-Gates are found as tickets (:mod:`pipelines.gate_ticket`) under ``base.run_dir``; each open one
-gets its page, built by ``build_gate_app`` and mounted on the running app at
+Gates are found as tickets (:mod:`pipelines.gate_service.ticket`) under ``base.run_dir``; each
+open one gets its page, built by ``build_gate_app`` and mounted on the running app at
 ``/<run>/gate/<epoch>``. A decision recorded through the page's one recorder (by the page, the
 JSON API or the timeout) resumes the flow run. A decided gate stays mounted ``close_after_s``
 more, read-only, so tabs still open learn the decision and lock; then it answers 410.
@@ -22,7 +22,7 @@ from uuid import UUID
 from fastapi import FastAPI
 
 from interaction_app.http_safety import one_line
-from pipelines.gate_ticket import TICKET_GLOB, GateTicket, TicketError, expired, read_ticket
+from pipelines.gate_service.ticket import TICKET_GLOB, GateTicket, TicketError, expired, read_ticket
 
 log = logging.getLogger("hill.gate_service")
 REFRESH_S = 3.0  # how often the background scan looks for new, decided and expired gates
@@ -168,7 +168,7 @@ def build_page(ticket: GateTicket, on_decision):
     """The gate's page, as the in-process gate builds it (runs in a worker thread)."""
     from hill_core.edits import read_snapshot
     from interaction_app.app import build_gate_app
-    from pipelines.gate_ticket import context_of
+    from pipelines.gate_service.ticket import context_of
 
     snapshot, _ = read_snapshot(ticket.snapshot_path)
     return build_gate_app(snapshot, context_of(ticket.context), on_decision)
