@@ -167,6 +167,18 @@ def test_token_cookie_index_and_unknown_gates(run_dir):
     assert decided.edits_path.read_bytes() == decided_bytes  # a closed gate is left alone
 
 
+def test_pages_are_built_on_their_first_request_only(run_dir):
+    """Twenty waiting gates: listed at once, none built; opening one builds that one alone."""
+    tokens = {f"r{k}": write_gate(run_dir, run=f"r{k}", n=50)[1] for k in range(20)}
+    with running_service(run_dir) as base, httpx.Client(base_url=base, timeout=60) as client:
+        listed = client.get("/api/gates").json()
+        assert len(listed) == 20 and not any(g["page_built"] for g in listed)
+        page = client.get("/r7/gate/4/", params={"token": tokens["r7"]})
+        assert page.status_code == 200 and "hill-plot" in page.text
+        built = [g["run"] for g in client.get("/api/gates").json() if g["page_built"]]
+        assert built == ["r7"]
+
+
 def test_basic_auth_guards_the_index_not_the_gate_pages(run_dir):
     ticket, token = write_gate(run_dir, n=50)
     with running_service(run_dir, basic=("ana", "s3cret")) as base:

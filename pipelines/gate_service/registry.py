@@ -1,10 +1,12 @@
 """The gate service's registry: which gates it serves, mounted where, and what happens to them.
 
-Gates are found as tickets (:mod:`pipelines.gate_service.ticket`) under ``base.run_dir``; each
-open one gets its page, built by ``build_gate_app`` and mounted on the running app at
-``/<run>/gate/<epoch>``. A decision recorded through the page's one recorder (by the page, the
-JSON API or the timeout) resumes the flow run. A decided gate stays mounted ``close_after_s``
-more, read-only, so tabs still open learn the decision and lock; then it answers 410.
+Gates are found as tickets (:mod:`pipelines.gate_service.ticket`) under ``base.run_dir``. An
+open one gets its page on its first request (or at its deadline), built by ``build_gate_app``
+and mounted on the running app at ``/<run>/gate/<epoch>``: a hundred waiting gates cost a
+hundred small files until someone opens one, not a hundred Gradio apps. A decision recorded
+through the page's one recorder (by the page, the JSON API or the timeout) resumes the flow
+run. A decided gate stays mounted ``close_after_s`` more, read-only, so tabs still open learn
+the decision and lock; then it answers 410.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import threading
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
@@ -40,10 +42,17 @@ class Gate:
     stack: AsyncExitStack | None = None  # the mounted Gradio app's lifespan
     decided_at: float | None = None  # time.monotonic() when the service saw the decision
     error: str = ""  # why the page cannot be built (answered 503)
+    closed: bool = False  # its page was built and since freed: it answers 410
+    opening: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while its page is built
 
     @property
     def live(self) -> bool:
         return self.mount is not None
+
+    def waits_for_page(self) -> bool:
+        """Open, and its page not built yet (nor failed to build, nor ever closed)."""
+        built = self.blocks is not None or self.error or self.closed
+        return not built and self.ticket.is_open()
 
     def decided(self) -> bool:
         recorded = self.recorder is not None and self.recorder.decision is not None
@@ -70,14 +79,28 @@ class GateService:
         self._lock = asyncio.Lock()
 
     async def lookup(self, run: str, epoch: int) -> Gate | None:
-        """The gate, scanning once more when it is new (its link may beat the next scan)."""
+        """The gate, scanning once more when it is new (its link may beat the next scan), with
+        its page built if it is open and has none yet."""
         if (run, epoch) not in self.gates:
             await self.refresh()
-        return self.gates.get((run, epoch))
+        gate = self.gates.get((run, epoch))
+        if gate is not None:
+            await self.ensure_page(gate)
+        return gate
+
+    async def ensure_page(self, gate: Gate) -> None:
+        """Build and mount an open gate's page if it has none yet: once, however many requests
+        ask at the same moment (each gate has its own lock: one slow build holds up no other)."""
+        if not gate.waits_for_page():
+            return
+        async with gate.opening:
+            if gate.waits_for_page():
+                await self._open(gate)
 
     def open_gates(self) -> list[Gate]:
-        live = [g for g in self.gates.values() if g.live and not g.decided()]
-        return sorted(live, key=lambda g: g.ticket.deadline)
+        """Gates that wait for a decision, with or without a page built yet, soonest first."""
+        waiting = [g for g in self.gates.values() if not g.error and not g.decided()]
+        return sorted(waiting, key=lambda g: g.ticket.deadline)
 
     async def refresh(self) -> None:
         """Mount new gates, record expired ones' timeouts, unmount decided and vanished ones."""
@@ -86,11 +109,8 @@ class GateService:
             for key in [k for k in self.gates if found.get(k) != self.gates[k].ticket]:
                 await self._close(self.gates.pop(key))  # vanished, or rewritten (a new token)
             for key, ticket in found.items():
-                if key not in self.gates:  # registered once built: lookups never see half a gate
-                    gate = Gate(ticket)
-                    if ticket.is_open():
-                        await self._open(gate)
-                    self.gates[key] = gate
+                if key not in self.gates:  # its page is built on its first request
+                    self.gates[key] = Gate(ticket)
             await self._time_out(time.time())
             await self._close_decided(time.monotonic())
 
@@ -110,6 +130,9 @@ class GateService:
         for gate in self.open_gates():
             if expired(gate.ticket, now):
                 t = gate.ticket
+                await self.ensure_page(gate)  # never opened: its recorder comes with its page
+                if gate.recorder is None:
+                    continue  # it cannot be built: gate.error says why
                 try:
                     await asyncio.to_thread(
                         gate.recorder.record, t.on_timeout, None, None, None, "timeout"
@@ -134,6 +157,7 @@ class GateService:
             gate.blocks.close(verbose=False)
         if gate.stack is not None:
             await gate.stack.aclose()
+        gate.closed = gate.closed or gate.blocks is not None
         gate.mount = gate.blocks = gate.stack = gate.recorder = None
 
     async def close_all(self) -> None:

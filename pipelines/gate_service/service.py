@@ -133,6 +133,7 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
                 "deadline": g.ticket.deadline,
                 "seconds_left": max(0.0, round(g.ticket.deadline - now, 1)),
                 "path": g.ticket.page_path(),
+                "page_built": g.live,  # built on its first request, freed once decided
             }
             for g in gates.open_gates()
         ]
