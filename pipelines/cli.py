@@ -390,14 +390,23 @@ def gates_list() -> None:
     from pipelines.gate_service.listing import waiting_gates
     from pipelines.servers import require_prefect_server
 
+    params = Path("params.yaml")  # where this project's edits are, if it says
+    cfg = load_sections(params if params.is_file() else None, [], ("base", "tracking"))
     with _servers(announce=False) as servers:
         require_prefect_server(servers, "hill gates list")
         with get_client(sync_client=True) as client:
-            gates = waiting_gates(client)
+            gates = waiting_gates(client, lambda run, epoch: decided_here(cfg, run, epoch))
     for g in gates:
         typer.echo(g.line())
     if not gates:
         typer.echo("No gate is waiting.")
+
+
+def decided_here(cfg: Config, run: str, epoch: int) -> bool:
+    """Whether the gate's decision is recorded in this project (its edits file exists)."""
+    from pipelines.paths import RunPaths
+
+    return RunPaths.of(cfg, run).edits(epoch).is_file()
 
 
 @gates_app.command("decide")

@@ -28,7 +28,9 @@ from pathlib import Path
 
 from hill_core.errors import HillError
 
-PROBE_TIMEOUT_S = 1.0  # a loopback server answers in milliseconds; a dead one refuses at once
+# A dead server refuses at once; a live one on a loaded machine may take seconds to answer (at
+# 1 s, a busy machine's servers were taken for dead and a command fell back to another one).
+PROBE_TIMEOUT_S = 10.0
 # Prefect's temporary server must answer within this many seconds of starting. Prefect's own
 # default (20 s, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS) is missed on a loaded
 # machine: with two busy loops on two cores, its imports alone took longer.

@@ -49,7 +49,7 @@ from pipelines.plots import gate_layout_png
 MODE, USER, PAIRED = "hill.mode", "hill.user", "hill.paired_run_id"
 PAIR = "hill.pair"  # the guided run's name, on both runs of a pair: the UI's "Group by" key
 SKIPPED_METRICS = {"epoch"}  # the step already says which epoch a value belongs to
-PROBE_TIMEOUT_S = 3.0  # how long a tracking server may take to answer GET /health
+PROBE_TIMEOUT_S = 10.0  # how long a tracking server may take to answer GET /health (loaded)
 
 
 def tracking_uri(root: Path | str = ".") -> str:

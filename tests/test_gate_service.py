@@ -114,7 +114,7 @@ def post_decision(client: httpx.Client, path: str, token: str | None, body) -> h
     return client.post(f"{path}/api/decision", params=params, json=body)
 
 
-def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):
+def wait_for(predicate, timeout_s: float = 120.0, what: str = "condition"):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if value := predicate():
@@ -270,6 +270,36 @@ def test_timeout_is_recorded_and_a_failed_resume_is_one_log_line(run_dir, prefec
     assert (meta.decision, meta.source) == ("stop", "timeout")
     assert len(line) == 1 and "\n" not in line[0] and ticket.flow_run_id in line[0]
     assert "r1 epoch 4: stop (timeout) recorded" in line[0]
+
+
+def test_a_decision_made_while_prefect_is_unreachable_is_resumed_when_it_returns(
+    run_dir, monkeypatch, caplog
+):
+    """The resume fails twice (Prefect down), then works: the service tries again by itself,
+    says so in its log, and stops once the run is resumed."""
+    import pipelines.gate_service.registry as registry
+
+    monkeypatch.setattr(registry, "RETRY_FIRST_S", 0.05)
+    caplog.set_level("INFO", logger="hill.gate_service")
+    tries = []
+
+    def resume(ticket, decided):  # Prefect "down" for the first two tries
+        tries.append(decided.decision)
+        return len(tries) >= 3
+
+    ticket, token = write_gate(run_dir)
+    with (
+        running_service(run_dir, refresh_s=0.05, resume=resume) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        decided = post_decision(client, ticket.page_path(), token, {"decision": "approve"})
+        assert decided.status_code == 200, decided.text
+        wait_for(lambda: len(tries) >= 3 and "resumed after 3 tries" in caplog.text,
+                 what="the third try")  # fmt: skip
+        assert client.get("/healthz").text == "ok"
+    assert tries == ["approve"] * 3  # no try after the one that worked
+    waiting = [r.message for r in caplog.records if "decided, waiting to resume" in r.message]
+    assert len(waiting) == 2 and "try 1" in waiting[0] and "try 2" in waiting[1]
 
 
 def test_binding_beyond_loopback_without_auth_exits_2_in_one_line(tmp_path):

@@ -35,8 +35,12 @@ class WaitingGate:
         return f"{self.run_name}  epoch {self.epoch}  {self.state}  {self.url}"
 
 
-def waiting_gates(client) -> list[WaitingGate]:
-    """Every paused flow run with a gate artifact, oldest first (``client``: Prefect's sync)."""
+def waiting_gates(client, decided=None) -> list[WaitingGate]:
+    """Every paused flow run with a gate artifact, oldest first (``client``: Prefect's sync).
+
+    ``decided(run_name, epoch)``: whether that gate's decision is recorded already; such a gate
+    shows as "decided, waiting to resume" (the gate service resumes it once Prefect answers).
+    """
     from prefect.client.schemas import filters
     from prefect.client.schemas.objects import StateType
 
@@ -56,9 +60,10 @@ def waiting_gates(client) -> list[WaitingGate]:
         if found:
             epoch, markdown = max(found)
             link = LINK.search(markdown)
-            gates.append(
-                WaitingGate(run.id, run.name, epoch, link.group(1) if link else "", run.state.name)
-            )
+            state = run.state.name
+            if decided is not None and decided(run.name, epoch):
+                state = "decided, waiting to resume"
+            gates.append(WaitingGate(run.id, run.name, epoch, link.group(1) if link else "", state))
     return gates
 
 

@@ -29,6 +29,18 @@ from pipelines.gate_service.ticket import TICKET_GLOB, GateTicket, TicketError, 
 log = logging.getLogger("hill.gate_service")
 REFRESH_S = 3.0  # how often the background scan looks for new, decided and expired gates
 CLOSE_AFTER_S = 30.0  # a decided page stays up this long, read-only, for tabs still open
+RETRY_FIRST_S = 2.0  # a resume that could not reach Prefect is tried again after this long,
+RETRY_MAX_S = 60.0  # doubling up to this, for as long as the service runs
+
+
+@dataclass
+class PendingResume:
+    """A recorded decision whose flow run could not be resumed yet (Prefect unreachable)."""
+
+    ticket: GateTicket
+    decided: object  # interaction_app.context.GateDecision
+    tries: int = 1
+    next_at: float = 0.0  # time.monotonic() of the next try
 
 
 @dataclass(eq=False)
@@ -77,6 +89,9 @@ class GateService:
         self.gates: dict[tuple[str, int], Gate] = {}
         self.app: FastAPI | None = None
         self._lock = asyncio.Lock()
+        # Decisions whose resume failed, by gate; written from resume threads, hence its lock.
+        self.pending: dict[tuple[str, int], PendingResume] = {}
+        self._pending_lock = threading.Lock()
 
     async def lookup(self, run: str, epoch: int) -> Gate | None:
         """The gate, scanning once more when it is new (its link may beat the next scan), with
@@ -113,6 +128,7 @@ class GateService:
                     self.gates[key] = Gate(ticket)
             await self._time_out(time.time())
             await self._close_decided(time.monotonic())
+        await self._retry_resumes(time.monotonic())
 
     async def _open(self, gate: Gate) -> None:
         try:
@@ -168,12 +184,43 @@ class GateService:
     def _resumer(self, gate: Gate):
         """The page's on_decision: resume the flow run in a thread, so the page answers at once."""
         context = contextvars.copy_context()  # carries Prefect's settings (e.g. a test server)
+        self._context = context
 
         def on_decision(decided) -> None:
-            args = (self.resume, gate.ticket, decided)
-            threading.Thread(target=context.copy().run, args=args, daemon=True).start()
+            args = (gate.ticket, decided, 0)
+            threading.Thread(target=context.copy().run, args=(self._try_resume, *args),
+                             daemon=True).start()  # fmt: skip
 
         return on_decision
+
+    def _try_resume(self, ticket: GateTicket, decided, tries: int) -> None:
+        """Resume once (in a thread); if Prefect could not be reached, try again later, with
+        backoff, until it can: a decision recorded during an outage is never left behind."""
+        key = (ticket.run_name, ticket.epoch)
+        if self.resume(ticket, decided) is not False:  # None: a resume that does not tell
+            with self._pending_lock:
+                self.pending.pop(key, None)
+            if tries:
+                log.info(f"{ticket.run_name} epoch {ticket.epoch}: resumed after {tries + 1} tries")
+            return
+        wait = min(RETRY_FIRST_S * 2**tries, RETRY_MAX_S)
+        with self._pending_lock:
+            self.pending[key] = PendingResume(ticket, decided, tries + 1, time.monotonic() + wait)
+        log.warning(
+            f"{ticket.run_name} epoch {ticket.epoch}: decided, waiting to resume: Prefect did not "
+            f"answer; trying again in {wait:.0f} s (try {tries + 1})"
+        )
+
+    async def _retry_resumes(self, now: float) -> None:
+        """Try again each pending resume that is due, each in its own thread."""
+        with self._pending_lock:
+            due = [p for p in self.pending.values() if p.next_at <= now]
+            for p in due:
+                p.next_at = float("inf")  # taken: not due again until this try ends
+        context = getattr(self, "_context", None) or contextvars.copy_context()
+        for p in due:
+            args = (self._try_resume, p.ticket, p.decided, p.tries)
+            threading.Thread(target=context.copy().run, args=args, daemon=True).start()
 
 
 def scan_tickets(run_dir: Path) -> dict[tuple[str, int], GateTicket]:
@@ -232,21 +279,36 @@ async def mount_page(app: FastAPI, blocks, path: str):
     return mount, stack
 
 
-def resume_flow(ticket: GateTicket, decided) -> None:
-    """Resume the paused or suspended flow run with the decision; a failure is one log line.
+def resume_flow(ticket: GateTicket, decided) -> bool:
+    """Resume the paused or suspended flow run with the decision.
 
-    The decision stays recorded either way: a flow run that is resumed later finds it.
+    Returns False when Prefect could not be reached (the service tries again later), True
+    otherwise: resumed, or nothing to resume (not found, not paused: one log line). The
+    decision stays recorded either way: a flow run that is resumed later finds it.
     """
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
     from pipelines.gate import GateDecisionInput, resume_when_paused
 
     where = f"{ticket.run_name} epoch {ticket.epoch}: {decided.decision} ({decided.source})"
     try:
         answer = GateDecisionInput(decision=decided.decision)
         resume_when_paused(UUID(ticket.flow_run_id), answer, lambda: False)
-    except Exception as err:  # noqa: BLE001 - not found, not paused, server down: all the same
+    except (httpx.TransportError, OSError) as err:  # refused, reset, timed out: an outage
+        log.warning(f"{where} recorded; Prefect unreachable ({type(err).__name__})")
+        return False
+    except PrefectHTTPStatusError as err:
+        if err.response.status_code >= 500:  # a server starting up or failing: try again
+            log.warning(f"{where} recorded; Prefect answered {err.response.status_code}")
+            return False
+        log.warning(f"{where} recorded; could not resume flow run {ticket.flow_run_id}: {err}")
+        return True
+    except Exception as err:  # noqa: BLE001 - not found, not paused: nothing to try again
         log.warning(
             f"{where} recorded; could not resume flow run {ticket.flow_run_id}: "
             f"{type(err).__name__}: {one_line(err, 160)}"
         )
-        return
+        return True
     log.info(f"{where} recorded; resumed flow run {ticket.flow_run_id}")
+    return True
