@@ -285,7 +285,7 @@ def resume(
     base = _config(params, None)
     from pipelines.flow import RunSpec, guided_training
     from pipelines.preflight import check_run
-    from pipelines.resume import resume_params, retire_flow_runs
+    from pipelines.resume import check_not_waiting, resume_params, retire_flow_runs
     from pipelines.tracking import live_process
 
     started = resume_params(base, run_name)
@@ -293,10 +293,12 @@ def resume(
     # Before anything starts: the data, the model and the rest are still what the run had.
     check_run(from_dict(started["config"]), spec.mode, spec.name, spec.autopilot, spec.replay_from)
 
-    with _servers():
+    with _servers(announce=False) as servers:
+        check_not_waiting(run_name)  # a suspended run's gate is answered, not resumed
         pid = live_process(from_dict(started["config"]), run_name)
         if pid is not None:
             raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
+        typer.echo(servers.line(), err=True)
         for flow_run_id in retire_flow_runs(run_name):
             typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
         cfg = from_dict(started["config"])  # defect I: the `git add` hint after a resume too

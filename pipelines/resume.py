@@ -54,6 +54,27 @@ def resumable(cfg: Config) -> list[str]:
     )
 
 
+def check_not_waiting(run_name: str) -> None:
+    """Refuse a run that waits normally at a gate without a process (Suspended: a deployment's
+    run whose worker was freed): retiring it would strand the link a person holds.
+
+    Raises:
+        NotResumableError: one line pointing to where the gate is answered.
+    """
+    from prefect import get_client
+    from prefect.client.schemas import filters
+
+    name = filters.FlowRunFilterName(any_=[run_name])
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=filters.FlowRunFilter(name=name))
+    for run in runs:
+        if run.state is not None and run.state.name == "Suspended":
+            raise NotResumableError(
+                f"{run_name} waits at its gate (Suspended, flow run {run.id}): answer it at its "
+                "link or with `hill gates decide` (`hill gates list` shows it); nothing to resume"
+            )
+
+
 def retire_flow_runs(run_name: str) -> list[str]:
     """End, as Crashed, the unfinished Prefect flow runs of ``run_name`` whose process died.
 
