@@ -149,7 +149,7 @@ class Tracker:
         mlflow_client = client()  # one line within seconds when a tracking server is down
         experiment = experiment_id(mlflow_client, cfg)
         reap_dead_runs(mlflow_client, experiment)
-        tracker = cls.reopen(mlflow_client, experiment, name)
+        tracker = cls.reopen(mlflow_client, experiment, name, tags)
         if tracker is None:
             all_tags = {**run_tags(cfg, tags), **alive_tags()}
             run = mlflow_client.create_run(experiment, run_name=name, tags=all_tags)
@@ -166,8 +166,11 @@ class Tracker:
         tracker.end("FINISHED")
 
     @classmethod
-    def reopen(cls, mlflow_client, experiment: str, name: str) -> Tracker | None:
-        """This hill run's MLflow run, set RUNNING again for this process; None if it has none."""
+    def reopen(
+        cls, mlflow_client, experiment: str, name: str, tags: dict[str, str] | None = None
+    ) -> Tracker | None:
+        """This hill run's MLflow run, set RUNNING again for this process, its Prefect flow run
+        tag following the flow run that goes on with it; None if it has none."""
         runs = mlflow_client.search_runs(
             [experiment], f"tags.`hill.run_name` = '{name}'", max_results=1
         )
@@ -175,7 +178,11 @@ class Tracker:
             return None
         run_id = runs[0].info.run_id
         mlflow_client.update_run(run_id, status="RUNNING")
-        for key, value in alive_tags().items():
+        flow_run = (tags or {}).get(FLOW_RUN_TAG, "")
+        for key, value in {
+            **alive_tags(),
+            **({FLOW_RUN_TAG: flow_run} if flow_run else {}),
+        }.items():
             mlflow_client.set_tag(run_id, key, value)
         return cls(mlflow_client, run_id, resumed=True)
 
@@ -184,6 +191,8 @@ class Tracker:
         self.writer.shutdown(wait=True)
         failed = next((f.exception() for f in self.pending if f.exception()), None)
         self.client.set_terminated(self.run_id, "FAILED" if failed else status)
+        if status == "FINISHED" and ENDED_TAG in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, ENDED_TAG)  # a dead process's, since resumed
         if failed is not None and status == "FINISHED":
             raise failed
 
@@ -468,6 +477,10 @@ def input_example(data, n: int = 2) -> np.ndarray:
     return torch.stack([torch.as_tensor(x) for x in items]).numpy().astype(np.float32)
 
 
+ENDED_TAG = "hill.ended"  # why a run's process stopped logging it (cleared when it finishes)
+FLOW_RUN_TAG = "hill.prefect_flow_run_id"  # the Prefect flow run that logs it now
+
+
 def alive_tags() -> dict[str, str]:
     """Which process logs the run now: lets a later process tell a dead one from a live one."""
     return {"hill.host": _host(), "hill.pid": str(os.getpid())}
@@ -482,7 +495,7 @@ def reap_dead_runs(mlflow_client, experiment: str) -> None:
     for run in runs:
         pid = int(run.data.tags.get("hill.pid", "0") or 0)
         if pid and not _alive(pid):
-            mlflow_client.set_tag(run.info.run_id, "hill.ended", f"process {pid} died")
+            mlflow_client.set_tag(run.info.run_id, ENDED_TAG, f"process {pid} died")
             mlflow_client.set_terminated(run.info.run_id, "KILLED")
 
 

@@ -114,6 +114,10 @@ def test_sigkill_mid_segment_then_resume(project):
     steps = {m.step for m in mlflow_client().get_metric_history(resumed.info.run_id, "val_acc")}
     assert steps == set(range(1, 13))
     assert resumed.data.tags["gate.0003.decision"] == "approve"
+    # Defect D: the tags follow the flow run that went on, and the dead process's note goes.
+    flow_run = "hill.prefect_flow_run_id"
+    assert resumed.data.tags[flow_run] not in ("", killed.data.tags[flow_run])
+    assert "hill.ended" not in resumed.data.tags
 
 
 def flow_run_state(flow_run_id) -> str:
