@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from fastapi import HTTPException
 
 from hill_core.edits import (
     EditsError,
@@ -27,6 +28,7 @@ from hill_core.edits import (
 )
 from interaction_app.context import DECISIONS, GateContext, GateDecision
 from interaction_app.layout import Readout, view_payload
+from interaction_app.ops import OpsError, check_ops
 from interaction_app.panels import context_html
 from interaction_app.presence import POLL_S, Presence
 from interaction_app.recorder import GateClosedError, GateRecorder
@@ -187,7 +189,11 @@ def _plot(snapshot, context, recorder, readout, presence: Presence, items: ItemL
     async def readout_fn(ops: dict[str, Any]) -> dict[str, float]:
         # A coroutine runs on the server's event loop instead of hopping to a worker thread and
         # back: the call is ~1 ms of NumPy (Readout), less than the hop costs on a busy machine.
-        return readout(ops or {})
+        try:
+            checked = check_ops(ops, len(context.class_names))
+        except OpsError as err:  # FastAPI answers 400 with the line (not a 500, a traceback)
+            raise HTTPException(status_code=400, detail=f"readout: {err}") from None
+        return readout(checked)
 
     def status_fn(info: Any = None) -> dict[str, Any]:
         presence.seen(info)

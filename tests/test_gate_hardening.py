@@ -426,3 +426,38 @@ def test_an_empty_snapshot_is_one_line_on_both(tmp_path):
         refused = httpx.get(f"{base}{ticket.page_path()}/", params={"token": token})
         assert refused.status_code == 503 and "empty" in one_line(refused)
         assert httpx.get(f"{base}/healthz").text == "ok"  # the other gates carry on
+
+
+# ---- the page's server functions (readout, item, status) -----------------------------------
+
+BAD_READOUTS = {
+    "a string": ("approve", r"ops must be an object"),
+    "an id that is a letter": ({"moved": [["a", 0.0, 0.0]]}, r"ops\.moved\[0\]"),
+    "a NaN position": ({"moved": [[3000, float("nan"), 0.0]]}, r"ops\.moved\[0\]"),
+    "offsets of the wrong length": ({"offsets": [[0, 0]]}, r"ops\.offsets must hold 10"),
+    "a scale that is text": ({"scales": ["big"] * 10}, r"ops\.scales\[0\]"),
+    "a label outside the classes": ({"labels": [[3000, 12, False]]}, r"ops\.labels\[0\]"),
+    "an unknown field": ({"drag": 1}, r"ops\.drag is not a field"),
+}
+
+
+def test_the_readout_answers_bad_input_with_400_naming_the_field(tmp_path):
+    """It answered 500 with a traceback for a string, an id 'a' or a NaN."""
+    import json as json_module
+    import urllib.error
+
+    from app_helpers import server_fn
+
+    with page(tmp_path) as url:
+        good = server_fn(url, "readout", {"moved": [[3000, 0.5, -0.5]]})
+        assert set(good) >= {"l_center", "l_spread", "l_point", "l_human"}
+        for name, (ops, field) in BAD_READOUTS.items():
+            # NaN goes out as JSON's NaN token, as a careless client would send it
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                server_fn(url, "readout", ops)
+            error = refused.value
+            detail = json_module.loads(error.read())["detail"]
+            assert error.code == 400, (name, error.code)
+            assert re.search(field, detail) and "\n" not in detail, (name, detail)
+        assert server_fn(url, "item", "a") == {"sample_id": "a", "item": None}  # not a 500
+        assert server_fn(url, "status", float("nan"))["decided"] is False
