@@ -58,7 +58,9 @@ def main() -> None:
         tokens[ticket.page_path()] = token
     start = time.perf_counter()
     with (
-        running_service(run_dir, refresh_s=3.0, close_after_s=0.5) as base,
+        running_service(
+            run_dir, refresh_s=3.0, close_after_s=0.5, resume=lambda t, d: None
+        ) as base,
         httpx.Client(base_url=base, timeout=120) as client,
     ):
         while len(client.get("/api/gates").json()) < args.gates:

@@ -324,3 +324,26 @@ def _context_of(ticket: GateTicket):
     from pipelines.gate_service.ticket import context_of
 
     return context_of(ticket.context)
+
+
+def test_a_closed_gate_frees_its_page(run_dir):
+    """Closed gates' Gradio apps were never freed (RSS grew with every gate): FastAPI's route
+    caches held them. After closing, nothing but the test's weak reference reaches the app."""
+    import asyncio
+    import gc
+    import weakref
+
+    ticket, _ = write_gate(run_dir, n=200)
+    app = create_app(run_dir, resume=lambda ticket, decided: None, refresh_s=3600.0)
+
+    async def open_then_close() -> weakref.ref:
+        gates = app.state.gates
+        gate = await gates.lookup(ticket.run_name, ticket.epoch)
+        assert gate.live
+        page = weakref.ref(gate.blocks)
+        await gates.close_all()
+        return page
+
+    page = asyncio.run(open_then_close())
+    gc.collect()
+    assert page() is None

@@ -175,6 +175,7 @@ class GateService:
             await gate.stack.aclose()
         gate.closed = gate.closed or gate.blocks is not None
         gate.mount = gate.blocks = gate.stack = gate.recorder = None
+        forget_route_callables()
 
     async def close_all(self) -> None:
         async with self._lock:
@@ -221,6 +222,19 @@ class GateService:
         for p in due:
             args = (self._try_resume, p.ticket, p.decided, p.tries)
             threading.Thread(target=context.copy().run, args=args, daemon=True).start()
+
+
+def forget_route_callables() -> None:
+    """Empty FastAPI's module-level caches of route callables (``fastapi.dependencies.models``,
+    LRU caches of 4,096 entries each keyed by the callables themselves): they held every
+    closed page's Gradio app, snapshot included, alive (found with gc.get_referrers: a closed
+    gate's Blocks stayed reachable only from ``_is_async_gen_callable_cached``). Emptying them
+    costs the next requests a re-check of each route's callables, microseconds each."""
+    from fastapi.dependencies import models
+
+    for cached in vars(models).values():
+        if callable(getattr(cached, "cache_clear", None)):
+            cached.cache_clear()
 
 
 def scan_tickets(run_dir: Path) -> dict[tuple[str, int], GateTicket]:
