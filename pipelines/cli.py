@@ -450,9 +450,14 @@ def gates_serve(
     # Only what the service uses: a training mistake in params.yaml (a failed `dvc exp run -S`
     # left behind) must not stop the gates of runs already waiting (defect H).
     cfg = load_sections(params, sets or [], ("base", "gate", "tracking"))
+    from interaction_app.gate_checks import check_gate
     from pipelines.gate_service.service import serve as serve_gates
+    from pipelines.servers import require_prefect_server
 
-    with _servers(announce=False):
+    check_gate(cfg.gate, host)  # the bind, auth and TLS first: local, and the likelier mistake
+    with _servers(announce=False) as servers:
+        # The runs it resumes are on a server: a temporary one per resume would know none.
+        require_prefect_server(servers, "hill gates serve")
         serve_gates(cfg, host, port)  # a bad bind or auth: one line, exit 2
 
 

@@ -176,6 +176,7 @@ class GateService:
         gate.closed = gate.closed or gate.blocks is not None
         gate.mount = gate.blocks = gate.stack = gate.recorder = None
         forget_route_callables()
+        release_memory()
 
     async def close_all(self) -> None:
         async with self._lock:
@@ -235,6 +236,21 @@ def forget_route_callables() -> None:
     for cached in vars(models).values():
         if callable(getattr(cached, "cache_clear", None)):
             cached.cache_clear()
+
+
+def release_memory() -> None:
+    """Collect the closed page's cycles now (a Gradio app is a web of them) and hand the freed
+    heap back to the system (glibc keeps it otherwise, and the service's RSS only grows)."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+            ctypes.CDLL(libc).malloc_trim(0)
 
 
 def scan_tickets(run_dir: Path) -> dict[tuple[str, int], GateTicket]:
