@@ -8,7 +8,8 @@ the service in this process on loopback (as ``hill gates serve`` configures it),
 - seconds from start until ``/api/gates`` lists every gate;
 - idle CPU, in % of one core, over 10 s with every gate waiting and nobody looking;
 - a page's first request (its Gradio app is built then) and a later one, median over 10 gates;
-- RSS growth after ``--cycles`` gates were opened, decided through the JSON API and freed.
+- RSS growth after ``--cycles`` gates were, one after the other, opened, decided through the
+  JSON API and freed (the service scans every 0.5 s here, so a cycle takes about a second).
 
 No Prefect: the resume is a no-op. Run it on a quiet machine.
 """
@@ -83,7 +84,8 @@ def main() -> None:
             body = {"decision": "approve", "rows": []}
             decided = client.post(f"{path}/api/decision", params={"token": token}, json=body)
             assert decided.status_code == 200, decided.text
-        time.sleep(8.0)  # close_after_s and two more scans: every decided page freed
+            while client.get(f"{path}/", params={"token": token}).status_code != 410:
+                time.sleep(0.1)  # decided, then freed at the scan after close_after_s
         growth = rss_mib() - before
     n = f"{args.gates} gates of {args.points} points"
     emit(

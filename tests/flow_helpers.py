@@ -41,8 +41,11 @@ QUIET = {
 
 
 @contextlib.contextmanager
-def prefect_project(root: Path) -> Iterator[tuple[Path, Config]]:
-    """``root`` as a tmp project and the working directory, with a Prefect test server."""
+def prefect_project(
+    root: Path, overrides: list[str] = (), prepare: Callable[[Path], None] | None = None
+) -> Iterator[tuple[Path, Config]]:
+    """``root`` as a tmp project (params.yaml with ``overrides``; ``prepare(root)`` writes what
+    else it needs, e.g. data files) and the working directory, with a Prefect test server."""
     from prefect.testing.utilities import prefect_test_harness
 
     with pytest.MonkeyPatch.context() as env:
@@ -50,7 +53,9 @@ def prefect_project(root: Path) -> Iterator[tuple[Path, Config]]:
             env.setenv(key, value)
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
         env.chdir(root)
-        cfg = make_project(root)
+        cfg = make_project(root, overrides)
+        if prepare is not None:
+            prepare(root)
         with prefect_test_harness():
             yield root, cfg
 

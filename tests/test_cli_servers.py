@@ -216,10 +216,13 @@ def test_the_dvc_root_is_found_without_dvc(tmp_path):
         check_repo(tmp_path)
 
 
-def test_gates_serve_on_a_port_in_use_is_one_line_and_announces_nothing(project, tmp_path):
+def test_gates_serve_on_a_port_in_use_is_one_line_and_announces_nothing(
+    project, health_server, monkeypatch
+):
     """Defect G: uvicorn announced the service, then died with [Errno 98] and exit code 3."""
     import socket
 
+    monkeypatch.setenv("PREFECT_API_URL", f"{health_server}/api")
     (project / "params.yaml").write_text("base: {run_dir: runs}\n")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -233,11 +236,12 @@ def test_gates_serve_on_a_port_in_use_is_one_line_and_announces_nothing(project,
     ]
 
 
-def test_gates_serve_reads_only_what_it_uses_from_params(project):
+def test_gates_serve_reads_only_what_it_uses_from_params(project, health_server, monkeypatch):
     """Defect H: params.yaml left at 6 epochs with gates at 4 and 8 (a failed `dvc exp run -S
     train.epochs=6`) stopped the gate service, which uses no training setting."""
     import socket
 
+    monkeypatch.setenv("PREFECT_API_URL", f"{health_server}/api")
     (project / "params.yaml").write_text("train: {epochs: 6}\nhill: {gate_epochs: [4, 8]}\n")
     with socket.socket() as taken:  # the service then stops at its port: past the config
         taken.bind(("127.0.0.1", 0))

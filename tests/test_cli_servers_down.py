@@ -87,7 +87,14 @@ def test_a_server_that_is_down_is_one_line(down, command):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("args", [["gates", "list"], ["gates", "decide", "r", "2", "approve"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gates", "list"],
+        ["gates", "decide", "r", "2", "approve"],
+        ["gates", "serve", "--port", "0"],
+    ],
+)
 def test_gates_commands_start_no_temporary_server(project, monkeypatch, args):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setattr("pipelines.servers.prefect_setting", lambda: "")  # no profile setting

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from data_writers import write_idx
-from flow_helpers import QUIET, make_project, mlflow_client
+from flow_helpers import mlflow_client, prefect_project
 from typer.testing import CliRunner
 
 from hill_core.edits import read_snapshot
@@ -30,18 +30,12 @@ SETTINGS = [
 def project(tmp_path_factory):
     """A project folder whose params.yaml names torchvision:FashionMNIST, with its idx files
     under data/raw/FashionMNIST/raw, a local MLflow store and a Prefect test server."""
-    from prefect.testing.utilities import prefect_test_harness
 
-    root = tmp_path_factory.mktemp("project")
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in {**QUIET, "PREFECT_HOME": str(root / ".prefect")}.items():
-            env.setenv(key, value)
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.chdir(root)
-        make_project(root, SETTINGS)
+    def idx_files(root):
         write_idx(root / "data" / "raw", "FashionMNIST", N_TRAIN, N_TEST)
-        with prefect_test_harness():
-            yield root
+
+    with prefect_project(tmp_path_factory.mktemp("project"), SETTINGS, idx_files) as (root, _):
+        yield root
 
 
 def hill_run(*args: str) -> tuple[str, dict]:

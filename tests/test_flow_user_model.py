@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from flow_helpers import QUIET, make_project, mlflow_client
+from flow_helpers import QUIET, mlflow_client, prefect_project
 from typer.testing import CliRunner
 from user_code import copy_examples, forget
 
@@ -38,18 +38,8 @@ EXAMPLE = [
 def project(tmp_path_factory):
     """A git + DVC project whose params.yaml names the example package, a local MLflow store
     and a Prefect test server."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    root = tmp_path_factory.mktemp("project")
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in {**QUIET, "PREFECT_HOME": str(root / ".prefect")}.items():
-            env.setenv(key, value)
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.chdir(root)
-        copy_examples(root)
-        make_project(root, EXAMPLE)
-        with prefect_test_harness():
-            yield root
+    with prefect_project(tmp_path_factory.mktemp("project"), EXAMPLE, copy_examples) as (root, _):
+        yield root
 
 
 def hill(*args: str) -> str:
