@@ -35,6 +35,7 @@ BENCHMARKS = {
     "flow": ("flow_overhead.py", []),
     "launch": ("launch.py", []),
     "gate_page": ("gate_app.py", []),
+    "gate_service": ("gate_service_scale.py", []),
     "snapshot_memory": ("snapshot_memory.py", []),
     "data_load": ("data_load.py", []),
     "cuda": ("cuda_preset.py", []),
