@@ -58,8 +58,11 @@ class GateContext:
     snapshot_size: int = 0
     snapshot_note: str = ""
 
-    def next_step(self, decision: str) -> str:
-        """What the run does after ``decision`` (one clause)."""
+    def next_step(self, decision: str, layout_edited: bool = True) -> str:
+        """What the run does after ``decision`` (one clause); an approval that moved nothing
+        teaches no layout (hill_core.loop.after_gate), and the page must not say it does."""
+        if decision == "approve" and not layout_edited and self.next_steps is None:
+            return UNEDITED_APPROVE
         return (self.next_steps or NEXT_STEPS).get(decision, NEXT_STEPS.get(decision, ""))
 
 
@@ -69,3 +72,6 @@ NEXT_STEPS = {
     "skip": "the run resumes training without this gate's edits",
     "stop": "the run stops here and is finalised with what it has",
 }
+UNEDITED_APPROVE = (
+    "nothing was moved, so the run resumes training on cross-entropy alone (no layout teacher)"
+)

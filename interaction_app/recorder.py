@@ -15,8 +15,10 @@ from hill_core.edits import (
     EditsError,
     EditsExistError,
     EditsMeta,
+    edits_summary,
     file_sha256,
     make_edits,
+    read_edits,
     write_edits,
 )
 from interaction_app.context import DECISIONS, GateContext, GateDecision
@@ -51,6 +53,7 @@ class GateRecorder:
         self._lock = threading.Lock()
         self.decision: GateDecision | None = None
         self.decided_at: float | None = None  # time.time() when this page learnt the decision
+        self._moved_any: bool | None = None  # whether the recorded file moves a point
 
     def record(
         self,
@@ -102,13 +105,22 @@ class GateRecorder:
 
     def _set(self, decision: GateDecision) -> None:
         self.decision, self.decided_at = decision, time.time()
+        self._moved_any = None  # read from the file when first announced
+
+    def layout_edited(self) -> bool:
+        """Whether the recorded file moves any point (an approval then teaches a layout)."""
+        if self._moved_any is None:
+            edits, _ = read_edits(self.decision.edits_path)
+            self._moved_any = edits_summary(edits)["points_displaced"] > 0
+        return self._moved_any
 
     def announcement(self) -> str:
         """One line for every open page: what was recorded, when, by whom, where the run goes."""
         d = self.decision
         when = time.strftime("%H:%M:%S", time.localtime(self.decided_at or time.time()))
         by = SOURCES.get(d.source, f" ({d.source})" if d.source and d.source != "?" else "")
-        return f"Recorded {d.decision} at {when}{by}: {self.context.next_step(d.decision)}."
+        edited = d.decision != "approve" or self.layout_edited()
+        return f"Recorded {d.decision} at {when}{by}: {self.context.next_step(d.decision, edited)}."
 
     def _write(self, decision: str, edit: tuple, source: str) -> Path:
         ctx = self.context

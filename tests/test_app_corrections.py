@@ -10,7 +10,7 @@ from app_helpers import synthetic_context, synthetic_snapshot
 
 from hill_core.edits import EditsError, read_edits
 from interaction_app.layout import Readout, view_payload
-from interaction_app.recorder import GateRecorder
+from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.rows import rows_to_edits, rows_to_positions
 
 
@@ -156,3 +156,25 @@ def test_readout_with_corrections_equals_the_long_way():
     assert readout({})["items_relabelled"] == 3 and readout({})["items_excluded"] == 1
     last = readout(cases[-1])
     assert last["items_relabelled"] == 2 and last["items_excluded"] == 2
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_an_approval_announces_a_layout_teacher_only_when_a_point_moved(tmp_path, moved):
+    """Minor defect of issue 17: after an unedited approve the page spoke of "the edited
+    layout as its teacher"; an approval that moved nothing teaches no layout."""
+    snapshot = synthetic_snapshot(30)
+    recorder, _, _ = recorder_for(snapshot, tmp_path)
+    x, y = snapshot["x"].to_numpy().copy(), snapshot["y"].to_numpy().copy()
+    flags = np.zeros(len(snapshot), bool)
+    if moved:
+        x[0], flags[0] = x[0] + 0.5, True
+    label_after = snapshot["label"].to_numpy().copy()
+    label_after[1] = (label_after[1] + 1) % 10  # a correction alone is not a layout edit
+    recorder.record("approve", x, y, flags, label_after=label_after)
+    line = recorder.announcement()
+    assert ("edited layout as its teacher" in line) is moved
+    assert ("nothing was moved" in line) is not moved
+    again = GateRecorder(snapshot, recorder.context, lambda _: None)  # a tab opened since
+    with pytest.raises(GateClosedError):
+        again.record("stop", None, None, None)
+    assert again.announcement().split(": ", 1)[1] == line.split(": ", 1)[1]

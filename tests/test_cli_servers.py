@@ -261,3 +261,22 @@ def test_deploy_links_to_the_gate_service_up_sh_started(project, health_server):
     assert servers.with_gate_service(mine, project).gate.service_url == "https://gates.example"
     (project / ".hill-infra" / "env.sh").write_text("export HILL_GATE_URL=http://127.0.0.1:1\n")
     assert servers.with_gate_service(cfg, project).gate.service_url == cfg.gate.service_url
+
+
+def test_compare_names_the_store_it_searched(project, health_server, monkeypatch):
+    """Defect F: with `hill up`'s MLflow server recorded and no MLFLOW_TRACKING_URI, `hill
+    compare` pointed at a sqlite store that does not exist; it names the server it read."""
+    import pipelines.compare as compare
+
+    record(project, f"{health_server}/api", health_server)
+    searched = []
+    monkeypatch.setattr(compare, "compare", lambda out, prefix: searched.append(
+        compare.tracking_uri()) or ("table", None))  # fmt: skip
+    (project / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    done = CliRunner().invoke(app, ["compare"])
+    assert done.exit_code == 0, done.output
+    assert searched == [health_server]
+    assert (
+        done.output.splitlines()[-1] == f"Browse the runs: {health_server} (the MLflow server's UI)"
+    )
+    assert "sqlite" not in done.output

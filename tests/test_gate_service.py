@@ -347,3 +347,39 @@ def test_a_closed_gate_frees_its_page(run_dir):
     page = asyncio.run(open_then_close())
     gc.collect()
     assert page() is None
+
+
+def test_gates_list_reads_the_gate_from_the_paused_state_itself(prefect_server):
+    """A run shows as waiting from the moment its state is Suspended at a hill gate: the epoch
+    comes from the state's pause key, the link from the gate's artifact when it can be read
+    (the newest one), and runs paused for other reasons are not hill gates."""
+    from prefect import flow, get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.states import Suspended
+
+    from pipelines.gate_service.listing import waiting_gates
+
+    @flow(name="guided-training")
+    def placeholder() -> None: ...
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow(placeholder)
+
+        def suspended(name: str, key: str):
+            run = client.create_flow_run(placeholder, name=name)
+            client.set_flow_run_state(run.id, Suspended(pause_key=key), force=True)
+            return run
+
+        linked = suspended("linked", "gate-2")
+        suspended("unlinked", "gate-5")
+        suspended("other-pause", "approval")
+        for url in ("http://127.0.0.1:1/old", "http://127.0.0.1:1/linked/gate/2?token=t"):
+            markdown = ArtifactCreate(key="gate-2", type="markdown", data=f"[{url}]({url})",
+                                      flow_run_id=linked.id)  # fmt: skip
+            client.create_artifact(markdown)
+        gates = {g.run_name: g for g in waiting_gates(client)}
+    assert flow_id and set(gates) == {"linked", "unlinked"}
+    assert (gates["linked"].epoch, gates["unlinked"].epoch) == (2, 5)
+    assert gates["linked"].url == "http://127.0.0.1:1/linked/gate/2?token=t"
+    assert gates["unlinked"].url == "(link: the run's gate-5 artifact)"
+    assert gates["linked"].state == "Suspended"

@@ -110,7 +110,9 @@ def test_deployed_run_frees_the_worker_at_its_gate_and_resumes(stack):
     stack.script("down.sh", "worker")
 
     listed = hill(stack, "gates", "list").stdout
-    link = next(line.split()[-1] for line in listed.splitlines() if line.startswith(name))
+    lines = [line for line in listed.splitlines() if line.startswith(f"{name}  epoch 2")]
+    assert lines, f"{listed!r}; the run is {state_of(stack, run['id'])}{stack.logs(40)}"
+    link = lines[0].split()[-1]
     assert link.startswith(f"{stack.gate_url}/{name}/gate/2?token=")
     path, token = link.removeprefix(stack.gate_url).split("?token=")
     refused = post(f"{stack.gate_url}{path}/api/decision?token=wrong", {"decision": "approve"})

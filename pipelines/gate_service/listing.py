@@ -15,6 +15,7 @@ from uuid import UUID
 from hill_core.errors import HillError
 
 LINK = re.compile(r"\]\((http[^)]+)\)")
+PAUSE_KEY = re.compile(r"gate-(\d+)")  # pipelines.gate pauses and suspends with this key
 
 
 class GateNotWaitingError(HillError):
@@ -36,7 +37,12 @@ class WaitingGate:
 
 
 def waiting_gates(client, decided=None) -> list[WaitingGate]:
-    """Every paused flow run with a gate artifact, oldest first (``client``: Prefect's sync).
+    """Every run paused at a hill gate, oldest first (``client``: Prefect's sync client).
+
+    The gate is read from the paused state itself (its pause key, ``gate-<epoch>``), which
+    Prefect writes in the same transaction as the state: a run that shows Suspended is listed,
+    whatever else is slow to appear. The link comes from the run's ``gate-<epoch>`` artifact;
+    a run whose artifact cannot be read still lists, pointing to it.
 
     ``decided(run_name, epoch)``: whether that gate's decision is recorded already; such a gate
     shows as "decided, waiting to resume" (the gate service resumes it once Prefect answers).
@@ -50,21 +56,38 @@ def waiting_gates(client, decided=None) -> list[WaitingGate]:
     )
     gates = []
     for run in sorted(runs, key=lambda r: r.start_time or r.created):
-        mine = filters.ArtifactFilterFlowRunId(any_=[run.id])
-        artifacts = client.read_artifacts(artifact_filter=filters.ArtifactFilter(flow_run_id=mine))
-        found = [
-            (int(a.key.removeprefix("gate-")), str(a.data))
-            for a in artifacts
-            if a.key and re.fullmatch(r"gate-\d+", a.key)
-        ]
-        if found:
-            epoch, markdown = max(found)
-            link = LINK.search(markdown)
-            state = run.state.name
-            if decided is not None and decided(run.name, epoch):
-                state = "decided, waiting to resume"
-            gates.append(WaitingGate(run.id, run.name, epoch, link.group(1) if link else "", state))
+        epoch = gate_epoch(run.state)
+        if epoch is None:
+            continue  # paused by something else than a hill gate
+        state = run.state.name
+        if decided is not None and decided(run.name, epoch):
+            state = "decided, waiting to resume"
+        gates.append(WaitingGate(run.id, run.name, epoch, gate_link(client, run.id, epoch), state))
     return gates
+
+
+def gate_epoch(state) -> int | None:
+    """The epoch of the hill gate a paused state waits at (its pause key), else None."""
+    key = (state.state_details.pause_key or "") if state is not None else ""
+    match = PAUSE_KEY.fullmatch(key)
+    return int(match.group(1)) if match else None
+
+
+def gate_link(client, flow_run_id: UUID, epoch: int) -> str:
+    """The page's link from the run's ``gate-<epoch>`` artifact (newest version)."""
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    artifact_filter = filters.ArtifactFilter(
+        flow_run_id=filters.ArtifactFilterFlowRunId(any_=[flow_run_id]),
+        key=filters.ArtifactFilterKey(any_=[f"gate-{epoch}"]),
+    )
+    newest_first = ArtifactSort.CREATED_DESC  # a run suspended again here announced a new link
+    for artifact in client.read_artifacts(artifact_filter=artifact_filter, sort=newest_first):
+        link = LINK.search(str(artifact.data))
+        if link:
+            return link.group(1)
+    return f"(link: the run's gate-{epoch} artifact)"
 
 
 def decide(client, run_name: str, epoch: int, decision: str) -> WaitingGate:
