@@ -25,8 +25,9 @@ MAX_ID = 64  # characters of a page id
 class Presence:
     """Thread-safe ``page id -> (last seen, locked)`` for one gate."""
 
-    def __init__(self, live_s: float = LIVE_S):
+    def __init__(self, live_s: float = LIVE_S, clock=time.monotonic):
         self.live_s = live_s
+        self.clock = clock  # seconds, monotonic (a test passes its own)
         self._pages: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
@@ -39,7 +40,7 @@ class Presence:
             return
         with self._lock:
             _, was_locked = self._pages.pop(page, (0.0, False))
-            self._pages[page] = (time.monotonic(), was_locked or locked)
+            self._pages[page] = (self.clock(), was_locked or locked)
             while len(self._pages) > MAX_PAGES:
                 self._pages.pop(next(iter(self._pages)))
 
@@ -50,12 +51,12 @@ class Presence:
         With ``since`` the moment a decision was recorded, a page that was open then is waited
         for even if its polls run late afterwards (a loaded machine, a slow reply).
         """
-        cutoff = (time.monotonic() if since is None else since) - self.live_s
+        cutoff = (self.clock() if since is None else since) - self.live_s
         with self._lock:
             return sum(1 for t, locked in self._pages.values() if t >= cutoff and not locked)
 
     def live(self) -> int:
         """Pages heard from within ``live_s``."""
-        cutoff = time.monotonic() - self.live_s
+        cutoff = self.clock() - self.live_s
         with self._lock:
             return sum(1 for t, _ in self._pages.values() if t >= cutoff)

@@ -394,7 +394,8 @@ def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys
                     time.sleep(0.1)
             wait_ready(page)
             pages.append(page)
-        time.sleep(2)  # every tab has polled the status once
+        for page in pages:  # every tab has polled the status once: the server knows it
+            page.wait_for_function(f"() => {ROOT}.hill.statusReplies() >= 1", timeout=60000)
         deciding, sibling, other = pages
         deciding.get_by_role("button", name="Approve").click()
         deciding.get_by_role("button", name="Confirm").click()

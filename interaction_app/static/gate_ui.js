@@ -345,7 +345,7 @@ const STATUS_MS = GATE.status_ms || 1500;
 const channel = "BroadcastChannel" in window && GATE.key ? new BroadcastChannel(`hill-gate:${GATE.key}`) : null;
 let decided = null; // the server's status once decided
 let gone = false; // the server stopped answering before this page saw a decision
-let failures = 0, pollTimer = 0, acked = false;
+let failures = 0, pollTimer = 0, acked = false, replies = 0; // replies: status polls answered
 
 function lock(text, soft) {
   if (text) {
@@ -427,6 +427,7 @@ async function pollStatus() {
       new Promise((_, fail) => setTimeout(() => fail(new Error("status timed out")), 4 * STATUS_MS)),
     ]);
     failures = 0;
+    replies += 1;
     if (s && s.decided) { onDecided(s, true); return; }
     if (gone) unlock();
   } catch (err) {
@@ -451,6 +452,7 @@ root.hill = {
   isLocked: () => locked,
   decided: () => decided,
   undoDepth: () => undoStack.length,
+  statusReplies: () => replies, // a test waits for a tab's first poll, not for a second
   dataPerPixel: () => 1 / cam.k,
   toClient: (x, y) => { const b = canvas.getBoundingClientRect(); return [b.left + sx(x), b.top + sy(y)]; },
   handle: (c) => [hx(c), hy(c)],
