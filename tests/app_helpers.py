@@ -149,7 +149,7 @@ def wait_ready(page) -> None:
 def server_fn(url: str, name: str, data) -> dict:
     """Call one of the plot's server functions (readout, status, item) as the page's script
     does, through Gradio's /component_server route."""
-    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=10).read())
+    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=60).read())
     plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
     body = json.dumps(
         {"session_hash": "t" * 10, "component_id": plot["id"], "fn_name": name, "data": data}
@@ -157,4 +157,4 @@ def server_fn(url: str, name: str, data) -> dict:
     request = urllib.request.Request(
         f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
     )
-    return json.loads(urllib.request.urlopen(request, timeout=10).read())
+    return json.loads(urllib.request.urlopen(request, timeout=60).read())

@@ -164,7 +164,7 @@ def test_auth_from_env_protects_the_page(tmp_path, monkeypatch):
         launch_gate(synthetic_snapshot(20), context, print, GateConfig()) as server,
         pytest.raises(urllib.error.HTTPError) as err,
     ):
-        urllib.request.urlopen(f"{server.url}config", timeout=10)
+        urllib.request.urlopen(f"{server.url}config", timeout=60)
     assert err.value.code == 401
 
 

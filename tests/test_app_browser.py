@@ -160,7 +160,7 @@ def test_zoom_pan_undo_merge_and_second_tab(page, gate, browser):
     other = page.context.new_page()  # a second tab opened after the decision
     other.goto(server.url)
     wait_ready(other)
-    other.wait_for_function(f"() => {ROOT}.hill.isLocked()", timeout=10000)
+    other.wait_for_function(f"() => {ROOT}.hill.isLocked()", timeout=60000)
     other.get_by_text("Decision recorded: skip").wait_for()
     assert [d.decision for d in decisions] == ["skip"]
     time.sleep(0.2)
@@ -399,12 +399,12 @@ def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys
         deciding, sibling, other = pages
         deciding.get_by_role("button", name="Approve").click()
         deciding.get_by_role("button", name="Confirm").click()
-        deciding.get_by_text("Decision recorded: approve").wait_for(timeout=15000)
+        deciding.get_by_text("Decision recorded: approve").wait_for(timeout=60000)
         for name, page in zip(("deciding", "sibling", "other"), pages, strict=True):
-            page.wait_for_function(f"() => {ROOT}.hill.isLocked()", timeout=15000)
+            page.wait_for_function(f"() => {ROOT}.hill.isLocked()", timeout=60000)
             banner = page.locator("#hill-plot .hill-lock")
             try:
-                banner.get_by_text("Recorded approve at").wait_for(timeout=15000)
+                banner.get_by_text("Recorded approve at").wait_for(timeout=60000)
             except Exception:
                 raise AssertionError(f"{name} tab locked with: {banner.inner_text()!r}") from None
             assert "no run waits on this snapshot" in banner.inner_text()
@@ -413,7 +413,7 @@ def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys
                 "Decision recorded: approve."
             ).wait_for()
             assert not page.get_by_role("button", name="Approve").is_visible()
-        runner.join(timeout=20)
+        runner.join(timeout=60)
         assert not runner.is_alive()
         time.sleep(4)  # the server is gone: nothing may turn into an error now
         for page in pages:
