@@ -201,8 +201,11 @@ up_worker() {
   fi
   local since
   since="$(date +%s)"
+  # Not `prefect worker start`: that one exits for good when the Prefect server stays down a
+  # few minutes, and a run resumed after the outage would wait for a person to restart it.
+  # pipelines/worker.py starts the same process worker again, in the same process.
   spawn worker env "${client_env[@]}" \
-    "$VENV/bin/prefect" worker start --pool "$HILL_POOL" --name "$HILL_WORKER_NAME"
+    "$VENV/bin/python" -m pipelines.worker --pool "$HILL_POOL" --name "$HILL_WORKER_NAME"
   await worker worker_heartbeat_since "$since"
   say "worker: started (pid $(read_pid worker)) on pool $HILL_POOL"
 }

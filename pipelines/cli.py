@@ -221,10 +221,11 @@ def compare(
 
     with _servers(announce=False, prefect=False):
         text, plot = compare_runs(out, prefix)
+        hint = browse_hint()  # inside: the store searched, `hill up`'s server included (F)
     typer.echo(text)
     if plot is not None:
         typer.echo(f"\nPlot: {plot}")
-    typer.echo(browse_hint())
+    typer.echo(hint)
 
 
 @app.command()
@@ -274,6 +275,10 @@ def resume(
     run_name: Annotated[str, typer.Argument(help="The run's name (its folder under runs/).")],
     params: ParamsOpt = Path("params.yaml"),
     progress: Annotated[bool, typer.Option(help="Progress bars per epoch.")] = True,
+    here: Annotated[
+        bool,
+        typer.Option("--here", help="Continue it in this terminal, even a run of a deployment."),
+    ] = False,
 ) -> None:
     """Continue a run whose process died (mid-segment or at a gate), in its own MLflow runs.
 
@@ -281,11 +286,15 @@ def resume(
     files: only the cut-short segment trains again, from its last checkpoint, and a gate that
     was waiting opens again. The run's own parameters are used; params.yaml only says where
     runs/ is.
+
+    A run of a deployment (`hill deploy`) goes back to its deployment: a new flow run of it,
+    under the run's name, for a worker on its work pool; the command says which and returns.
+    With --here, or for a run started in a terminal, it trains here until the run ends.
     """
     base = _config(params, None)
-    from pipelines.flow import RunSpec, guided_training
+    from pipelines.flow import RunSpec
     from pipelines.preflight import check_run
-    from pipelines.resume import check_not_waiting, resume_params, retire_flow_runs
+    from pipelines.resume import check_not_waiting, deployment_of, resume_params
     from pipelines.tracking import live_process
 
     started = resume_params(base, run_name)
@@ -298,11 +307,42 @@ def resume(
         pid = live_process(from_dict(started["config"]), run_name)
         if pid is not None:
             raise HillError(f"{run_name} is still running (pid {pid}); nothing to resume")
+        # Asked before a flow run is retired: a deleted deployment leaves everything as it was.
+        deployment = None if here else deployment_of(run_name)
         typer.echo(servers.line(), err=True)
-        for flow_run_id in retire_flow_runs(run_name):
-            typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
-        cfg = from_dict(started["config"])  # defect I: the `git add` hint after a resume too
-        _report(guided_training(started["config"], spec), None, cfg, spec.git_add)
+        _retire(run_name)
+        if deployment is not None:
+            _resume_on_pool(deployment, run_name, started)
+        else:
+            _resume_here(started, spec)
+
+
+def _retire(run_name: str) -> None:
+    """End the dead process's flow runs as Crashed, saying so."""
+    from pipelines.resume import retire_flow_runs
+
+    for flow_run_id in retire_flow_runs(run_name):
+        typer.echo(f"Flow run {flow_run_id} of {run_name} ended as Crashed (its process died)")
+
+
+def _resume_on_pool(deployment: Any, run_name: str, started: dict[str, Any]) -> None:
+    """A new flow run of the run's deployment; a worker on its pool continues the run."""
+    from pipelines.resume import submit
+
+    flow_run_id = submit(deployment, run_name, started)
+    typer.echo(
+        f"{run_name} continues as flow run {flow_run_id} of {deployment.name} on work pool "
+        f"{deployment.pool}; follow it with `prefect flow-run logs {flow_run_id}` or in the "
+        "Prefect UI (`hill resume --here` runs it in a terminal instead)"
+    )
+
+
+def _resume_here(started: dict[str, Any], spec: Any) -> None:
+    """The run in this terminal, to its end."""
+    from pipelines.flow import guided_training
+
+    cfg = from_dict(started["config"])  # defect I: the `git add` hint after a resume too
+    _report(guided_training(started["config"], spec), None, cfg, spec.git_add)
 
 
 @app.command()

@@ -4,13 +4,19 @@ The run is started again from the top under its own name with the parameters it 
 with (``runs/<run>/flow_params.json``): finished segments come back from their checkpoints,
 recorded gates from their edits files, and MLflow logging goes on in the run's own MLflow runs.
 Only the segment that was cut short trains again, from its last checkpoint.
+
+A run of a deployment goes back to its deployment: a new flow run of it, under the run's name,
+for a worker on its work pool (where its data, GPU and logs are), unless the user asks to run
+it in the terminal (``hill resume RUN --here``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from hill_core.config import Config, ConfigError, from_dict
 from hill_core.errors import HillError
@@ -95,3 +101,55 @@ def retire_flow_runs(run_name: str) -> list[str]:
                 client.set_flow_run_state(run.id, Crashed(message=message), force=True)
                 ended.append(str(run.id))
     return ended
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The deployment a run came from: where `hill resume` sends it back."""
+
+    id: UUID
+    name: str  # flow/deployment, as `prefect deployment run` takes it
+    pool: str  # its work pool
+
+
+def deployment_of(run_name: str) -> Deployment | None:
+    """The deployment of ``run_name``'s newest Prefect flow run; None when that one ran in a
+    terminal (``hill run``, ``hill resume --here``) or there is none.
+
+    Raises:
+        NotResumableError: the deployment was deleted since (one line; ``--here`` still works).
+    """
+    from prefect import get_client
+    from prefect.client.schemas import filters
+    from prefect.exceptions import ObjectNotFound
+
+    name = filters.FlowRunFilterName(any_=[run_name])
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=filters.FlowRunFilter(name=name))
+        if not runs:
+            return None
+        newest = max(runs, key=lambda run: run.created)
+        if newest.deployment_id is None:
+            return None
+        try:
+            deployment = client.read_deployment(newest.deployment_id)
+        except ObjectNotFound:
+            raise NotResumableError(
+                f"{run_name} ran from deployment {newest.deployment_id}, which no longer exists: "
+                f"`hill resume {run_name} --here` continues it in this terminal"
+            ) from None
+        flow = client.read_flow(deployment.flow_id)
+    return Deployment(deployment.id, f"{flow.name}/{deployment.name}", deployment.work_pool_name)
+
+
+def submit(deployment: Deployment, run_name: str, params: dict[str, Any]) -> UUID:
+    """A new flow run of ``deployment`` with the run's own parameters and name; a worker on its
+    pool picks it up and continues the run from its files. Returns its id."""
+    from prefect import get_client
+
+    parameters = {"config": params["config"], "spec": params["spec"]}
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(
+            deployment.id, parameters=parameters, name=run_name
+        )
+    return flow_run.id

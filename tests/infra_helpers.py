@@ -123,3 +123,32 @@ class Stack:
 
         subprocess.run([str(INFRA / "down.sh")], env=self.env, capture_output=True, timeout=300)
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+def production_stack(tmp_path: Path, overrides: list[str]) -> "Stack":
+    """A Stack for a fresh hill project under ``tmp_path`` (config ``overrides`` on the tiny
+    one), the project's DVC remote a local folder, and the env a user's shell would have after
+    sourcing up.sh's env.sh; skips without PostgreSQL. The caller calls ``down()``."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+    from flow_helpers import QUIET, make_project
+
+    if pg_bin() is None:
+        reason = "PostgreSQL binaries missing (/usr/lib/postgresql/*/bin/pg_ctl)"
+        if os.environ.get("HILL_REQUIRE_POSTGRES"):
+            pytest.fail(f"HILL_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(f"{reason}; apt-get install postgresql")
+    project = tmp_path / "project"
+    stack = Stack(HILL_PROJECT_DIR=str(project))
+    make_project(project, [f"gate.service_url={stack.gate_url}", *overrides])
+    stack.project = project
+    stack.dvc_store = tmp_path / "dvc"
+    remote = [sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(stack.dvc_store)]
+    subprocess.run(remote, cwd=project, check=True)
+    stack.env.update({**QUIET, "PREFECT_API_URL": stack.prefect_api,
+                      "MLFLOW_TRACKING_URI": stack.mlflow_uri,
+                      "PREFECT_HOME": str(tmp_path / ".prefect")})  # fmt: skip
+    return stack

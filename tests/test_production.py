@@ -14,7 +14,6 @@ gate answered through the gate service while no process holds the run, MLflow on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,8 +22,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from flow_helpers import QUIET, make_project
-from infra_helpers import Stack, alive, pg_bin, port_open, sessions
+from infra_helpers import Stack, alive, port_open, production_stack, sessions
 
 from pipelines.versioning import dvc_md5
 
@@ -35,22 +33,7 @@ HILL = str(Path(sys.executable).parent / "hill")
 
 @pytest.fixture
 def stack(tmp_path):
-    if pg_bin() is None:
-        reason = "PostgreSQL binaries missing (/usr/lib/postgresql/*/bin/pg_ctl)"
-        if os.environ.get("HILL_REQUIRE_POSTGRES"):
-            pytest.fail(f"HILL_REQUIRE_POSTGRES is set but {reason}")
-        pytest.skip(f"{reason}; apt-get install postgresql")
-    project = tmp_path / "project"
-    stack = Stack(HILL_PROJECT_DIR=str(project))
-    make_project(project, [f"gate.service_url={stack.gate_url}", "hill.gate_epochs=[2]",
-                           "train.epochs=3"])  # fmt: skip
-    stack.project = project
-    remote = [sys.executable, "-m", "dvc", "remote", "add", "-d", "store", str(tmp_path / "dvc")]
-    subprocess.run(remote, cwd=project, check=True)  # a team's DVC remote, as a local folder
-    stack.dvc_store = tmp_path / "dvc"
-    stack.env.update({**QUIET, "PREFECT_API_URL": stack.prefect_api,
-                      "MLFLOW_TRACKING_URI": stack.mlflow_uri,
-                      "PREFECT_HOME": str(tmp_path / ".prefect")})  # fmt: skip
+    stack = production_stack(tmp_path, ["hill.gate_epochs=[2]", "train.epochs=3"])
     try:
         yield stack
     finally:
@@ -79,9 +62,11 @@ def state_of(stack: Stack, flow_run_id: str) -> str:
 
 
 def wait_state(stack: Stack, flow_run_id: str, names: set[str], timeout: float = 400) -> str:
+    """Wait for one of ``names``; a final state not among them fails at once, with the logs."""
     deadline = time.monotonic() + timeout
     while (name := state_of(stack, flow_run_id)) not in names:
-        assert name not in {"Failed", "Crashed", "Cancelled"}, f"{name}{stack.logs(40)}"
+        final = {"Completed", "Failed", "Crashed", "Cancelled"}
+        assert name not in final, f"{name}{stack.logs(40)}"
         assert time.monotonic() < deadline, f"still {name}{stack.logs(40)}"
         time.sleep(1)
     return name
