@@ -36,6 +36,7 @@ BENCHMARKS = {
     "launch": ("launch.py", []),
     "gate_page": ("gate_app.py", []),
     "gate_service": ("gate_service_scale.py", []),
+    "gate_service_load": ("gate_service_load.py", []),
     "snapshot_memory": ("snapshot_memory.py", []),
     "data_load": ("data_load.py", []),
     "cuda": ("cuda_preset.py", []),

@@ -10,6 +10,7 @@ decision goes through one :class:`GateRecorder`, so it is validated, written and
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,13 @@ from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.rows import PageEdit, rows_to_edits
 
 STATIC = Path(__file__).parent / "static"
+# Gradio keeps a SessionState (~45 KiB: a config copy of every block, whatever the snapshot's
+# size) for each session hash it sees, up to 10,000 by default; each API call without one
+# (/call/submit, a rejected one too) is a new session, so 3,000 small calls held ~130 MiB. A
+# gate page has one person and a few tabs: past this count the least recently used session
+# is dropped (~3 MiB held at most). An open tab's status poll (every 1.5 s) keeps its own
+# session recent; one dropped all the same asks its Confirm again.
+SESSIONS = 64
 PLOT_ID = "hill-plot"
 # One scope, joined in this order; gate_start.js last, once every part has declared its state.
 JS_PARTS = (
@@ -141,7 +149,9 @@ def build_gate_app(
         )
     demo.gate_recorder = recorder  # GateServer.decide records timeouts through the same lock
     demo.gate_presence = presence  # GateServer.close waits for open pages to lock
+    demo.state_session_capacity = SESSIONS  # read when an app is made of it (mounted)
     _name_missing_inputs(demo)
+    _forget_finished_calls(demo)
     return demo
 
 
@@ -163,6 +173,43 @@ def _name_missing_inputs(demo: gr.Blocks) -> None:
             ) from None
 
     demo.validate_inputs = validate_inputs
+
+
+def _forget_finished_calls(demo: gr.Blocks, keep: int = SESSIONS) -> None:
+    """Drop what Gradio keeps of a finished one-shot API call once ``keep`` newer ones finished.
+
+    A ``/call/<api>`` without a session hash is its own session (hash = event id). Gradio keeps
+    its message queue, event-id set and SessionState until the caller reads the result stream,
+    and the queue even after that: a client that only POSTs (3,000 malformed submits) left ~30
+    KiB each. Browser sessions (their own hash) are untouched; a caller who reads its result
+    within ``keep`` later calls still gets it.
+    """
+    from gradio.server_messages import ProcessCompletedMessage
+
+    queue, finished = demo._queue, OrderedDict()  # event id -> None, oldest first
+    send_message = queue.send_message
+
+    def send_and_forget(event, message) -> None:
+        send_message(event, message)
+        one_shot = event.session_hash == event._id
+        if one_shot and isinstance(message, ProcessCompletedMessage):
+            finished[event._id] = None
+            while len(finished) > keep:
+                _forget_session(demo, finished.popitem(last=False)[0])
+
+    queue.send_message = send_and_forget
+    queue.ANALYTICS_MAX_EVENTS = keep  # per-event timings for monitoring (off): 10,000
+
+
+def _forget_session(demo: gr.Blocks, session: str) -> None:
+    queue = demo._queue
+    queue.pending_messages_per_session.pop(session, None)
+    queue.pending_event_ids_session.pop(session, None)
+    holder = getattr(demo, "state_holder", None)  # set when the app is made
+    if holder is not None:
+        with holder.lock:
+            holder.session_data.pop(session, None)
+            holder.time_last_used.pop(session, None)
 
 
 def _css() -> str:

@@ -138,6 +138,7 @@ def launch_gate(
         inbrowser=False,
         ssr_mode=False,  # no Node server: one process, one port
         mcp_server=False,
+        state_session_capacity=demo.state_session_capacity,  # launch() resets it
         pwa=False,
         enable_monitoring=False,
         theme=theme(),

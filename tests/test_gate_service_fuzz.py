@@ -18,6 +18,7 @@ import json
 import math
 import re
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -548,6 +549,82 @@ def test_page_submit_refusals_name_the_field(page, case):
     assert isinstance(error, str) and error.strip() and "\n" not in error.strip(), error
     assert re.search(field, error), (case["kind"], error)
     assert page.decided == []
+
+
+# ---- rejected small bodies keep no memory ----------------------------------------------------
+
+SMALL_REJECTED = 1_200  # ~45 KiB each before (+50 MiB; the tester's 3,000 kept +134 MiB)
+MAX_RETAINED_MIB = 8.0  # measured +4.8 for 3,000 (~1.6 KiB a body, not yet traced)
+BAD_SUBMIT = b'{"data": [[{"sample_id": "x", "x": 0, "y": 0}], "approve"]}'  # 58 B, refused
+
+
+def small_rejections(service: Service, gate_page: Page) -> list:
+    """Three senders of small refused bodies: the page's and the service page's ``/call/submit``
+    (queued, then refused in the event stream, which these callers never read), and the
+    service's JSON decision API (422, malformed row)."""
+    submit = "gradio_api/call/submit"
+    on_service = f"{service.ticket.page_path()}/{submit}"
+    headers, token = {"content-type": "application/json"}, {"token": service.token}
+    return [
+        lambda: gate_page.client.post(submit, content=BAD_SUBMIT, headers=headers),
+        lambda: service.client.post(on_service, params=token, content=BAD_SUBMIT, headers=headers),
+        lambda: service.client.post(
+            service.decision_path, params=token, content=b'{"decision": "approve", "rows": [1]}'
+        ),
+    ]
+
+
+def queue_size(client: httpx.Client, page_path: str, **params) -> int:
+    """Events a Gradio page has queued and not started (its public queue status)."""
+    status = client.get(f"{page_path}gradio_api/queue/status", params=params)
+    return status.json()["queue_size"]
+
+
+def send_and_drain(service: Service, gate_page: Page, senders: list) -> None:
+    """Every sender ``SMALL_REJECTED / 3`` times, then wait until both pages' queues are empty:
+    ``/call/`` answers before its event runs, and a backlog is not a leak."""
+    for send_one in senders * (SMALL_REJECTED // len(senders)):
+        send_one()
+    on_service = f"{service.ticket.page_path()}/"
+    deadline = time.monotonic() + 120
+    while queue_size(gate_page.client, "") or queue_size(
+        service.client, on_service, token=service.token
+    ):
+        assert time.monotonic() < deadline, "the pages' queues did not drain in 120 s"
+        time.sleep(0.05)  # a poll interval, not a wait on time: the condition decides
+
+
+def retained_mib(send_all) -> float:
+    """Python allocations (all threads: the servers run in this process) still held after
+    ``send_all()`` and a full collection, in MiB."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    send_all()
+    gc.collect()
+    return (tracemalloc.get_traced_memory()[0] - before) / 2**20
+
+
+def test_rejected_small_bodies_keep_no_memory(service, page):
+    """Small refused bodies kept ~45 KiB each (Gradio's SessionState per one-shot
+    ``/call/`` session, and its unread messages): now at most a few MiB in all."""
+    import tracemalloc
+
+    senders = small_rejections(service, page)
+    for send_one in senders * 100:  # fill what is bounded (64 sessions per page) first
+        assert send_one().status_code in (200, 422)
+    tracemalloc.start(1)  # one frame: cheap; only totals are compared
+    try:
+        grown = retained_mib(lambda: send_and_drain(service, page, senders))
+    finally:
+        tracemalloc.stop()
+    TRIED["small_rejected"] += SMALL_REJECTED
+    print(f"\n{SMALL_REJECTED} small rejected bodies: +{grown:.2f} MiB of Python allocations")
+    assert grown < MAX_RETAINED_MIB, f"{grown:.1f} MiB retained"
+    assert service.client.get("/healthz").text == "ok" and page.decided == []
+    assert not service.ticket.edits_path.exists()
 
 
 def test_zz_payload_count(service):

@@ -16,7 +16,8 @@ import contextvars
 import logging
 import threading
 import time
-from contextlib import AsyncExitStack
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -31,6 +32,12 @@ REFRESH_S = 3.0  # how often the background scan looks for new, decided and expi
 CLOSE_AFTER_S = 30.0  # a decided page stays up this long, read-only, for tabs still open
 RETRY_FIRST_S = 2.0  # a resume that could not reach Prefect is tried again after this long,
 RETRY_MAX_S = 60.0  # doubling up to this, for as long as the service runs
+# Gradio keeps the Blocks being built in class-level globals (gradio.context.Context.root_block
+# and .block), not per thread: two pages built at once in two worker threads add components to
+# each other's page or fail ("Cannot call api() outside of a gradio.Blocks context"), seen with
+# two gates opened at the same moment. So pages are built one at a time (reading the snapshot
+# is not held to it); the lock also guards the swap of gradio.blocks.App (no_interim_apps).
+BUILD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Gate:
     decided_at: float | None = None  # time.monotonic() when the service saw the decision
     error: str = ""  # why the page cannot be built (answered 503)
     closed: bool = False  # its page was built and since freed: it answers 410
+    view_json: bytes | None = None  # the snapshot API's view of its N points, serialized once
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while its page is built
 
     @property
@@ -92,6 +100,11 @@ class GateService:
         # Decisions whose resume failed, by gate; written from resume threads, hence its lock.
         self.pending: dict[tuple[str, int], PendingResume] = {}
         self._pending_lock = threading.Lock()
+        self._freed = 0  # pages closed since the last release of their memory
+        # Pages are built one at a time (BUILD_LOCK) in their own thread: in asyncio's default
+        # pool, fifty pages waiting for the lock took all its threads (min(32, cores + 4)),
+        # and decisions (recorded in that pool) waited seconds behind them.
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-page")
 
     async def lookup(self, run: str, epoch: int) -> Gate | None:
         """The gate, scanning once more when it is new (its link may beat the next scan), with
@@ -128,17 +141,20 @@ class GateService:
                     self.gates[key] = Gate(ticket)
             await self._time_out(time.time())
             await self._close_decided(time.monotonic())
+            self._release()
         await self._retry_resumes(time.monotonic())
 
     async def _open(self, gate: Gate) -> None:
+        path = gate.ticket.page_path()
         try:
-            gate.blocks = await asyncio.to_thread(build_page, gate.ticket, self._resumer(gate))
+            build = (contextvars.copy_context().run, prepare_page, gate.ticket, self._resumer(gate))
+            blocks, mount = await asyncio.get_running_loop().run_in_executor(self._builder, *build)
         except Exception as err:  # noqa: BLE001 - a broken ticket must not stop the others
-            gate.error = one_line(f"gate {gate.ticket.page_path()} cannot be served: {err}")
+            gate.error = one_line(f"gate {path} cannot be served: {err}")
             log.error(gate.error)
             return
-        gate.recorder = gate.blocks.gate_recorder
-        gate.mount, gate.stack = await mount_page(self.app, gate.blocks, gate.ticket.page_path())
+        gate.blocks, gate.recorder = blocks, blocks.gate_recorder
+        gate.mount, gate.stack = await mount_page(self.app, blocks, mount)
 
     async def _time_out(self, now: float) -> None:
         from interaction_app.recorder import GateClosedError
@@ -174,19 +190,27 @@ class GateService:
         if gate.stack is not None:
             await gate.stack.aclose()
         gate.closed = gate.closed or gate.blocks is not None
-        gate.mount = gate.blocks = gate.stack = gate.recorder = None
-        forget_route_callables()
-        release_memory()
+        gate.mount = gate.blocks = gate.stack = gate.recorder = gate.view_json = None
+        self._freed += 1
+
+    def _release(self) -> None:
+        """After a batch of closes: forget the route caches and collect once (a full
+        collection is ~50-250 ms on the loop with the web stack loaded; once per gate it held
+        every request up that long for each decided gate a scan closed)."""
+        if self._freed:
+            forget_route_callables()
+            release_memory()
+            self._freed = 0
 
     async def close_all(self) -> None:
         async with self._lock:
             for gate in self.gates.values():
                 await self._close(gate)
+            self._release()
 
     def _resumer(self, gate: Gate):
         """The page's on_decision: resume the flow run in a thread, so the page answers at once."""
         context = contextvars.copy_context()  # carries Prefect's settings (e.g. a test server)
-        self._context = context
 
         def on_decision(decided) -> None:
             args = (gate.ticket, decided, 0)
@@ -219,7 +243,7 @@ class GateService:
             due = [p for p in self.pending.values() if p.next_at <= now]
             for p in due:
                 p.next_at = float("inf")  # taken: not due again until this try ends
-        context = getattr(self, "_context", None) or contextvars.copy_context()
+        context = contextvars.copy_context()  # the service's own: Prefect's settings with it
         for p in due:
             args = (self._try_resume, p.ticket, p.decided, p.tries)
             threading.Thread(target=context.copy().run, args=args, daemon=True).start()
@@ -272,35 +296,80 @@ def build_page(ticket: GateTicket, on_decision):
     from pipelines.gate_service.ticket import context_of
 
     snapshot, _ = read_snapshot(ticket.snapshot_path)
-    return build_gate_app(snapshot, context_of(ticket.context), on_decision)
+    context = context_of(ticket.context)
+    with BUILD_LOCK, no_interim_apps():
+        return build_gate_app(snapshot, context, on_decision)
 
 
-async def mount_page(app: FastAPI, blocks, path: str):
-    """Mount ``blocks`` at ``path`` on the running ``app`` and start its queue.
+class _NoApp:
+    """Stands in for ``gradio.routes.App`` in ``gradio.blocks`` while a page is built."""
 
-    ``mount_gradio_app`` expects to run before the server starts: it chains the Gradio app's
-    startup into the parent's lifespan. Here the lifespan has already run, so the chain is
-    undone (it would keep every page alive) and the Gradio app's own lifespan and startup
-    events run now, on the server's loop.
+    @staticmethod
+    def create_app(*args, **kwargs) -> None:
+        return None
+
+
+@contextmanager
+def no_interim_apps():
+    """Gradio builds a whole FastAPI app for a Blocks at ``queue()`` (in ``Blocks()``) and again
+    at the end of ``with gr.Blocks()``, for ``launch``; the service serves a third, made by
+    ``mount_gradio_app``. Each is ~85 routes whose pydantic models cost ~40 ms (2 cores): two
+    thirds of a page's build, profiled with cProfile. Skipped here (under BUILD_LOCK: nothing
+    else builds a Blocks meanwhile); :func:`prepare_page` gives the page the app it serves."""
+    import gradio.blocks
+
+    app = gradio.blocks.App
+    gradio.blocks.App = _NoApp
+    try:
+        yield
+    finally:
+        gradio.blocks.App = app
+
+
+def prepare_page(ticket: GateTicket, on_decision):
+    """The page's Blocks and its Gradio app as a starlette Mount at the gate's path, ready to
+    attach (runs in a worker thread).
+
+    ``mount_gradio_app`` does the costly part (the page's config, theme, the Gradio app's
+    ~85 routes: 50-300 ms) before it touches the app it mounts on; given a throwaway app here,
+    that cost is paid off the server's loop, which only attaches the Mount
+    (:func:`mount_page`). The throwaway app is also the Gradio app's ``parent_app``, which
+    Gradio asks only whether it configures CORS: neither does.
     """
     import gradio as gr
 
     from interaction_app.server import theme
 
-    lifespan = app.router.lifespan_context
-    gr.mount_gradio_app(
-        app,
-        blocks,
-        path=path,
-        ssr_mode=False,  # no Node server: one process, one port
-        theme=theme(),
-        footer_links=["api"],
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-    )
-    app.router.lifespan_context = lifespan
-    mount = app.router.routes[-1]
+    blocks = build_page(ticket, on_decision)
+    staging = FastAPI()
+    with BUILD_LOCK:  # it reads the Blocks' config: not while another page is half built
+        gr.mount_gradio_app(
+            staging,
+            blocks,
+            path=ticket.page_path(),
+            ssr_mode=False,  # no Node server: one process, one port
+            theme=theme(),
+            footer_links=["api"],
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+        )
+    mount = staging.router.routes[-1]
+    # The app it serves is the one its queue answers through and close() stops (launch does
+    # the same); before, an unserved app was both, and close() never stopped the served one.
+    blocks.app = mount.app
+    return blocks, mount
+
+
+async def mount_page(app: FastAPI, blocks, mount):
+    """Attach the prepared ``mount`` to the running ``app`` and start the page's queue.
+
+    ``mount_gradio_app`` expects to run before the server starts: it chains the Gradio app's
+    startup into the parent's lifespan (the throwaway one of :func:`prepare_page`, so nothing
+    keeps every page alive). Here the lifespan has already run, so the Gradio app's own
+    lifespan and startup events run now, on the server's loop.
+    """
+    app.router.routes.append(mount)
     stack = AsyncExitStack()
     await stack.enter_async_context(mount.app.router.lifespan_context(mount.app))
     blocks.run_startup_events()

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import time
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from interaction_app.http_safety import (
@@ -144,24 +145,12 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         return index_html(gates, time.time())
 
     @app.get("/{run}/gate/{epoch:int}/api/snapshot")
-    def snapshot(run: str, epoch: int) -> JSONResponse:
-        from interaction_app.layout import view_payload
-
+    def snapshot(run: str, epoch: int) -> Response:
         gate = gates.gates.get((run, epoch))
         recorder = gate.recorder if gate else None
         if recorder is None:  # unmounted between the access check and here
             return error(410, f"gate at epoch {epoch} of {run} is decided")
-        ctx = recorder.context
-        return JSONResponse(
-            {
-                **view_payload(recorder.snapshot, ctx.class_names),
-                "run_name": ctx.run_name,
-                "run_id": ctx.run_id,
-                "gate_epoch": ctx.gate_epoch,
-                "deadline": gate.ticket.deadline,
-                "decided": recorder.decision.decision if recorder.decision else None,
-            }
-        )
+        return Response(snapshot_json(gate, recorder), media_type="application/json")
 
     @app.post("/{run}/gate/{epoch:int}/api/decision")
     async def decision(run: str, epoch: int, request: Request) -> JSONResponse:
@@ -182,6 +171,30 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
                 "source": result.source,
             }
         )
+
+
+def snapshot_json(gate, recorder) -> bytes:
+    """The snapshot API's body: the view of the N points, serialized at the gate's first
+    request (~20 ms for 2,000 points, per request before: the largest share of the request
+    under load), then the few fields that change, spliced into the same JSON object."""
+    from interaction_app.layout import view_payload
+
+    ctx = recorder.context
+    if gate.view_json is None:
+        gate.view_json = dumps(view_payload(recorder.snapshot, ctx.class_names))
+    more = {
+        "run_name": ctx.run_name,
+        "run_id": ctx.run_id,
+        "gate_epoch": ctx.gate_epoch,
+        "deadline": gate.ticket.deadline,
+        "decided": recorder.decision.decision if recorder.decision else None,
+    }
+    return gate.view_json[:-1] + b"," + dumps(more)[1:]  # {view..., more...}
+
+
+def dumps(value) -> bytes:
+    """JSON as JSONResponse writes it (no NaN: view_payload sends none)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def record(recorder, body: bytes):
