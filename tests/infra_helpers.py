@@ -1,9 +1,11 @@
 """Helpers for tests of the production stack (infra/up.sh, infra/down.sh): free ports, the
 processes up.sh started, HTTP checks."""
 
+import contextlib
 import glob
 import socket
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -125,10 +127,11 @@ class Stack:
         shutil.rmtree(self.state, ignore_errors=True)
 
 
-def production_stack(tmp_path: Path, overrides: list[str]) -> "Stack":
+@contextlib.contextmanager
+def production_stack(tmp_path: Path, overrides: list[str]) -> Iterator["Stack"]:
     """A Stack for a fresh hill project under ``tmp_path`` (config ``overrides`` on the tiny
     one), the project's DVC remote a local folder, and the env a user's shell would have after
-    sourcing up.sh's env.sh; skips without PostgreSQL. The caller calls ``down()``."""
+    sourcing up.sh's env.sh; skips without PostgreSQL. Everything it started stops at exit."""
     import os
     import subprocess
     import sys
@@ -151,4 +154,7 @@ def production_stack(tmp_path: Path, overrides: list[str]) -> "Stack":
     stack.env.update({**QUIET, "PREFECT_API_URL": stack.prefect_api,
                       "MLFLOW_TRACKING_URI": stack.mlflow_uri,
                       "PREFECT_HOME": str(tmp_path / ".prefect")})  # fmt: skip
-    return stack
+    try:
+        yield stack
+    finally:
+        stack.down()

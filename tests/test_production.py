@@ -33,11 +33,8 @@ HILL = str(Path(sys.executable).parent / "hill")
 
 @pytest.fixture
 def stack(tmp_path):
-    stack = production_stack(tmp_path, ["hill.gate_epochs=[2]", "train.epochs=3"])
-    try:
+    with production_stack(tmp_path, ["hill.gate_epochs=[2]", "train.epochs=3"]) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 def hill(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:

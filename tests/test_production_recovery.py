@@ -29,21 +29,15 @@ from pipelines.worker import supervise
 @pytest.fixture
 def gated_stack(tmp_path):
     """A gate after epoch 2 of 3, answered by a person through the gate service."""
-    stack = production_stack(tmp_path, ["hill.gate_epochs=[2]", "train.epochs=3"])
-    try:
+    with production_stack(tmp_path, ["hill.gate_epochs=[2]", "train.epochs=3"]) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.fixture
 def autopilot_stack(tmp_path):
     """A gate after epoch 1 of 4 (so a segment checkpoint comes early), answered by autopilot."""
-    stack = production_stack(tmp_path, ["hill.gate_epochs=[1]", "train.epochs=4"])
-    try:
+    with production_stack(tmp_path, ["hill.gate_epochs=[1]", "train.epochs=4"]) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 def deploy_and_start(stack: Stack, *deploy_args: str) -> tuple[dict, dict]:
