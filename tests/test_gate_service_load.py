@@ -21,25 +21,15 @@ from hill_core.edits import read_edits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from gate_service_load import KINDS, run_load  # noqa: E402
+from test_gate_service import prefect_server  # noqa: E402, F401 - the module's Prefect test server
 
 pytestmark = pytest.mark.slow  # a Prefect test server, 100 flow runs, ~2,000 requests
 
 GATES, POINTS, EDITORS = 100, 2000, 50
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path_factory.mktemp("prefect")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_HOME", str(home))
-        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness():
-            yield
-
-
-def test_hundred_gates_fifty_editors_each_decided_and_resumed_once(tmp_path, prefect_server):
+@pytest.mark.usefixtures("prefect_server")
+def test_hundred_gates_fifty_editors_each_decided_and_resumed_once(tmp_path):
     # resume_s: Prefect's test server (SQLite) refuses some resumes with "database is locked"
     # under this load; the service retries them at its next scans, so give them time.
     gates, listed_s, result, resumed = run_load(
