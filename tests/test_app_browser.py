@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from app_helpers import (
+    PLOT_ROOT,
     module_browser,
     scale_class,
     synthetic_context,
@@ -26,7 +27,7 @@ from interaction_app.server import free_port, launch_gate, serve_snapshot_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = "document.querySelector('#hill-plot .hill-root')"
+ROOT = PLOT_ROOT  # the plot's element, in page JS
 
 
 @pytest.fixture(scope="module")

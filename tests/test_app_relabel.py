@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from app_helpers import (
+    PLOT_ROOT,
     module_browser,
     synthetic_context,
     synthetic_snapshot,
@@ -25,7 +26,7 @@ from interaction_app.server import launch_gate
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = "document.querySelector('#hill-plot .hill-root')"
+ROOT = PLOT_ROOT  # the plot's element, in page JS
 
 
 @pytest.fixture(scope="module")

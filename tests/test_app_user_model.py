@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 import pytest
-from app_helpers import module_browser, synthetic_context, wait_ready
+from app_helpers import PLOT_ROOT, module_browser, synthetic_context, wait_ready
 from PIL import Image
 from user_code import copy_examples
 
@@ -19,7 +19,7 @@ from hill_core.train import init_state, train_segment
 from interaction_app.server import launch_gate
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ROOT = "document.querySelector('#hill-plot .hill-root')"
+ROOT = PLOT_ROOT  # the plot's element, in page JS
 
 
 @pytest.fixture(scope="module")
