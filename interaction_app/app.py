@@ -29,9 +29,9 @@ from hill_core.edits import (
 )
 from interaction_app.context import DECISIONS, GateContext, GateDecision
 from interaction_app.layout import Readout, view_payload
-from interaction_app.ops import OpsError, check_ops
+from interaction_app.ops import OpsError, check_ops, check_sample_id
 from interaction_app.panels import context_html
-from interaction_app.presence import POLL_S, Presence
+from interaction_app.presence import POLL_S, PollError, Presence, check_poll
 from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.rows import PageEdit, rows_to_edits
 
@@ -240,15 +240,26 @@ def _plot(snapshot, context, recorder, readout, presence: Presence, items: ItemL
             checked = check_ops(ops, len(context.class_names))
         except OpsError as err:  # FastAPI answers 400 with the line (not a 500, a traceback)
             raise HTTPException(status_code=400, detail=f"readout: {err}") from None
-        return readout(checked)
+        try:
+            return readout(checked)
+        except (EditsError, ValueError) as err:  # finite, but past float32 once combined
+            raise HTTPException(status_code=400, detail=f"readout: ops: {err}") from None
 
     def status_fn(info: Any = None) -> dict[str, Any]:
+        try:
+            check_poll(info)
+        except PollError as err:  # as the readout: 400 naming the field, never counted
+            raise HTTPException(status_code=400, detail=f"status: {err}") from None
         presence.seen(info)
         if recorder.decision is None:
             return {"decided": False, "message": ""}
         return {"decided": True, "decision": recorder.decision.decision, **_lines(recorder)}
 
     def item_fn(sample_id: Any = None) -> dict[str, Any]:
+        try:
+            sample_id = check_sample_id(sample_id)
+        except OpsError as err:  # as the readout: 400 naming the field
+            raise HTTPException(status_code=400, detail=f"item: {err}") from None
         return {"sample_id": sample_id, "item": items.get(sample_id)}
 
     readout_fn.__name__, status_fn.__name__, item_fn.__name__ = "readout", "status", "item"

@@ -10,6 +10,8 @@ refused without being buffered, parsed or stored:
 - :class:`BodyLimit`: a body over the gate's cap is 413, unread when Content-Length says so,
   else as soon as the running count of a chunked body passes the cap.
 - :class:`LoginThrottle`: after repeated failed logins a client IP gets 429 with Retry-After.
+- :class:`ServerFunctionCalls`: a call of the plot's server functions names the component
+  and function it wants; an unknown one is 404 naming the field (Gradio answered 500).
 
 Every refusal is one line: JSON ``{"error": ...}`` on API paths, plain text elsewhere.
 """
@@ -33,6 +35,7 @@ WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})  # a bind address, never a Hos
 # Gradio's routes that take files: the page has none, so none of them has a use here.
 FILE_ROUTES = re.compile(r"/gradio_api/(?:upload|upload_progress|process_recording)/?$")
 LOGIN_ROUTE = re.compile(r"/login/?$")  # Gradio's login form (400 on wrong credentials)
+COMPONENT_SERVER = re.compile(r"/gradio_api/component_server/?$")  # the page's server functions
 DIGITS = re.compile(r"[0-9]{1,20}")  # ASCII only: str.isdigit() also takes "²"
 
 
@@ -278,13 +281,99 @@ class LoginThrottle:
         await self.app(scope, receive, watching_send)
 
 
-def page_guards(hosts: Iterable[str], cap: int, throttle: Throttle) -> list:
-    """The guards for a Gradio app, outermost first (``launch(app_kwargs={"middleware": ...})``)."""
+class ServerFunctionCalls:
+    """Checks a call of a page's server functions (``POST .../gradio_api/component_server``)
+    before Gradio reads it: Gradio answers an unknown ``component_id`` with a 500 (a KeyError),
+    any other bad field with a bare "Invalid JSON body.", and a multipart body without its
+    fields with a 500 too. Here each is one line naming the field; the function then checks
+    its own ``data``. Innermost: the body it reads is already capped by :class:`BodyLimit`.
+
+    ``blocks(scope)`` is the page's ``gr.Blocks`` (None: let Gradio answer).
+    """
+
+    def __init__(self, app, blocks: Callable[[dict], object]):
+        self.app = app
+        self.blocks = blocks
+
+    async def __call__(self, scope, receive, send) -> None:
+        is_call = scope["type"] == "http" and scope.get("method") == "POST"
+        if not (is_call and COMPONENT_SERVER.search(scope["path"])):
+            return await self.app(scope, receive, send)
+        if "multipart/" in (header(scope, b"content-type") or ""):  # the page sends JSON only
+            return await refuse(scope, send, 415, "body must be JSON, not a multipart form")
+        body = await read_whole(receive)
+        if body is None:  # the client left, or BodyLimit has answered 413
+            return
+        blocks = self.blocks(scope)
+        problem = call_problem(body, blocks) if blocks is not None else None
+        if problem:
+            return await refuse(scope, send, *problem)
+        await self.app(scope, replay(body, receive), send)
+
+
+async def read_whole(receive) -> bytes | None:
+    """The request body (None when the client left first)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive):
+    """``receive`` that hands the route ``body`` (already read), then listens for a disconnect."""
+    sent = False
+
+    async def again():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+def call_problem(body: bytes, blocks) -> tuple[int, str] | None:
+    """(status, line) for a server-function call's envelope Gradio would fail on, or None."""
+    try:
+        call = json.loads(body)
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, over-deep nesting
+        return 400, f"body is not JSON ({type(err).__name__})"
+    if not isinstance(call, dict):
+        return 400, "body must be a JSON object {session_hash, component_id, fn_name, data}"
+    for key in ("session_hash", "component_id", "fn_name", "data"):
+        if key not in call:
+            return 400, f"body has no {key}"
+    if not isinstance(call["session_hash"], str):
+        return 400, "session_hash must be a string"
+    component_id, fn_name = call["component_id"], call["fn_name"]
+    if not isinstance(component_id, int) or isinstance(component_id, bool):
+        return 400, f"component_id must be a whole number, got {component_id!r:.40}"
+    block = blocks.blocks.get(component_id)
+    if block is None:
+        return 404, f"component_id {str(component_id)[:40]} is not a component of this page"
+    if not isinstance(fn_name, str):
+        return 400, f"fn_name must be a string, got {fn_name!r:.40}"
+    if not getattr(getattr(block, fn_name, None), "_is_server_fn", False):
+        return 404, f"fn_name {fn_name!r:.40} is not a server function of component {component_id}"
+    return None
+
+
+def page_guards(hosts: Iterable[str], cap: int, throttle: Throttle, blocks=None) -> list:
+    """The guards for a Gradio app, outermost first (``launch(app_kwargs={"middleware": ...})``);
+    with ``blocks`` (the page), its server-function calls are checked too."""
     from starlette.middleware import Middleware
 
-    return [
+    guards = [
         Middleware(HostGuard, hosts=hosts),
         Middleware(NoUploads),
         Middleware(LoginThrottle, throttle=throttle),
         Middleware(BodyLimit, cap=cap),
     ]
+    if blocks is not None:
+        guards.append(Middleware(ServerFunctionCalls, blocks=lambda scope: blocks))
+    return guards

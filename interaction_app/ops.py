@@ -73,6 +73,17 @@ def _labels(value: list, num_classes: int) -> list:
     return value
 
 
+def check_sample_id(value: Any) -> int:
+    """The item preview's ``sample_id``: a whole JSON number (3006.0 too, as a script may send
+    it). An id the snapshot lacks is no error (its preview is None); anything else is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not _whole(value) or not -(2**63) <= value < 2**63:  # int64, as the snapshot's ids
+        shown = f"{value!r:.40}" if not _whole(value) else "a number past int64"
+        raise OpsError(f"sample_id must be a whole number (int64), got {shown}")
+    return value
+
+
 def _length(name: str, value: list, num_classes: int) -> None:
     if len(value) != num_classes:
         raise OpsError(
@@ -81,7 +92,12 @@ def _length(name: str, value: list, num_classes: int) -> None:
 
 
 def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int past float's range (10**400): it answered 500
+        return False
 
 
 def _whole(x: Any) -> bool:
@@ -90,4 +106,5 @@ def _whole(x: Any) -> bool:
 
 def _kind(value: Any) -> str:
     return {str: "a string", int: "a number", float: "a number", bool: "true/false",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)  # fmt: skip
+            list: "a list", dict: "an object", type(None): "null"}.get(
+                type(value), type(value).__name__)  # fmt: skip

@@ -22,6 +22,29 @@ MAX_PAGES = 512  # page ids kept; the oldest are forgotten first
 MAX_ID = 64  # characters of a page id
 
 
+class PollError(ValueError):
+    """A status poll's ``info`` the page never sends; the message names the field."""
+
+
+def check_poll(info: Any) -> None:
+    """Refuse what no page sends: ``info`` is None (a bare status query) or
+    ``{"page": id, "locked"?: true/false}``. A poll that is refused is not counted."""
+    if info is None:
+        return
+    if not isinstance(info, dict):
+        raise PollError(f"info must be an object {{page, locked}}, got {info!r:.40}")
+    unknown = sorted(set(info) - {"page", "locked"})
+    if unknown:
+        raise PollError(f"info.{unknown[0]:.40} is not a field of a status poll")
+    page = info.get("page")
+    if not isinstance(page, str) or not page or len(page) > MAX_ID:
+        raise PollError(
+            f"info.page must be a page id of 1 to {MAX_ID} characters, got {page!r:.40}"
+        )
+    if not isinstance(info.get("locked", False), bool):
+        raise PollError(f"info.locked must be true or false, got {info['locked']!r:.40}")
+
+
 class Presence:
     """Thread-safe ``page id -> (last seen, locked)`` for one gate."""
 

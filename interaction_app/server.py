@@ -125,7 +125,7 @@ def launch_gate(
             f"gate at epoch {context.gate_epoch} cannot be served: {err}"
         ) from None
     port = gate.port or free_port(gate.host)
-    guards = page_guards(allowed_hosts(gate), body_cap(len(snapshot)), Throttle())
+    guards = page_guards(allowed_hosts(gate), body_cap(len(snapshot)), Throttle(), demo)
     trust_proxies_of_pages(gate)
     tls = bool(gate.ssl_certfile)
     _, url, _ = demo.launch(

@@ -336,7 +336,9 @@ def test_item_endpoint_and_server_function_serve_one_preview(tmp_path):
         assert got == {"sample_id": 3003, "item": "features 1"}
         assert call(server.url, "item", 7)["result"]["item"] is None
         assert server_fn(server.url, "item", 3006.0)["item"] == "features 2"
-        assert server_fn(server.url, "item", "3006")["item"] is None
+        with pytest.raises(urllib.error.HTTPError) as refused:  # an id is a number
+            server_fn(server.url, "item", "3006")
+        assert refused.value.code == 400 and "sample_id" in refused.value.read().decode()
         config = json.loads(urllib.request.urlopen(f"{server.url}config").read())
     plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
     assert plot["props"]["props"]["gate"]["has_items"] is True

@@ -459,5 +459,9 @@ def test_the_readout_answers_bad_input_with_400_naming_the_field(tmp_path):
             detail = json_module.loads(error.read())["detail"]
             assert error.code == 400, (name, error.code)
             assert re.search(field, detail) and "\n" not in detail, (name, detail)
-        assert server_fn(url, "item", "a") == {"sample_id": "a", "item": None}  # not a 500
-        assert server_fn(url, "status", float("nan"))["decided"] is False
+        for name, data, field in (("item", "a", "sample_id"), ("status", float("nan"), "info")):
+            with pytest.raises(urllib.error.HTTPError) as refused:  # a 400 naming it, not a 500
+                server_fn(url, name, data)
+            detail = json_module.loads(refused.value.read())["detail"]
+            assert refused.value.code == 400 and field in detail and "\n" not in detail, detail
+        assert server_fn(url, "status", None)["decided"] is False  # the page still answers

@@ -12,6 +12,7 @@ crashes, the writes and the peak memory of this process (client and servers toge
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
 import json
@@ -549,6 +550,323 @@ def test_page_submit_refusals_name_the_field(page, case):
     assert isinstance(error, str) and error.strip() and "\n" not in error.strip(), error
     assert re.search(field, error), (case["kind"], error)
     assert page.decided == []
+
+
+# ---- the page's server functions (readout, status, item) and their Gradio route -------------
+
+SERVER_FN_EXAMPLES = 120
+COMPONENT_SERVER = "gradio_api/component_server"
+not_an_object = json_value.filter(lambda v: v is not None and not isinstance(v, dict))
+not_whole = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=8),
+    st.floats().filter(lambda f: not f.is_integer()),  # 3000.5, NaN, ±inf
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+field_key = st.text(min_size=1, max_size=8)
+
+
+@st.composite
+def readout_case(draw) -> tuple[object, str]:
+    """An edit state the readout must refuse, and the field its refusal must name."""
+    n = len(set(LABEL.values()))
+    junk = draw(not_a_number | not_finite)  # a coordinate that is no finite number
+    bad = draw(not_whole)  # a sample id that is no whole number
+    kind = draw(st.sampled_from(["type", "key", "moved", "offsets", "scales", "labels", "huge"]))
+    if kind == "type":
+        return draw(not_an_object), r"\bops must be an object"
+    if kind == "key":
+        key = draw(field_key.filter(lambda k: k not in ("offsets", "scales", "moved", "labels")))
+        return {key: 1}, r"\bops\..* is not a field"
+    if kind == "moved":
+        row = draw(st.sampled_from([[IDS[0], junk, 0.0], [bad, 0.0, 0.0], [IDS[0], 0.0]]))
+        return {"moved": [row]}, r"\bops\.moved\[0\]"
+    if kind == "offsets":
+        pairs = [[0.0, 0.0]] * draw(st.integers(0, 2 * n).filter(lambda k: k != n))
+        return {"offsets": pairs if pairs else [[junk, 0.0]] * n}, r"\bops\.offsets\b"
+    if kind == "scales":
+        return {"scales": [junk] * n}, r"\bops\.scales\[0\]"
+    if kind == "labels":
+        row = draw(st.sampled_from([[IDS[0], n, False], [IDS[0], 0, junk], [bad, 0, False]]))
+        return {"labels": [row]}, r"\bops\.labels\[0\]"
+    big = draw(st.sampled_from([1e38, 1e200, 1.7e308]))  # finite, past float32 once combined
+    return {"offsets": [[big, -big]] * n, "scales": [big] * n}, r"\bops\b"
+
+
+@st.composite
+def status_case(draw) -> tuple[object, str]:
+    """A status poll no page sends, and the field its refusal must name."""
+    kind = draw(st.sampled_from(["type", "key", "page", "locked"]))
+    if kind == "type":
+        return draw(not_an_object), r"\binfo must be an object"
+    if kind == "key":
+        key = draw(field_key.filter(lambda k: k not in ("page", "locked")))
+        return {"page": "tab", key: 1}, r"\binfo\..* is not a field"
+    if kind == "page":
+        page_id = draw(
+            not_whole.filter(lambda v: not isinstance(v, str)) | st.just("") | st.just("p" * 65)
+        )
+        return {"page": page_id, "locked": False}, r"\binfo\.page\b"
+    locked = draw(not_whole.filter(lambda v: not isinstance(v, bool)) | st.integers(0, 1))
+    return {"page": "tab", "locked": locked}, r"\binfo\.locked\b"
+
+
+@st.composite
+def envelope_case(draw) -> tuple[dict | bytes, int, str]:
+    """A call of Gradio's server-function route that names no server function: (body, status,
+    field). An unknown component_id answered 500 (Gradio's KeyError)."""
+    kind = draw(st.sampled_from(["component", "component_type", "fn", "fn_type", "missing",
+                                 "session", "raw"]))  # fmt: skip
+    call = {"session_hash": "fuzz", "component_id": "PLOT", "fn_name": "readout", "data": None}
+    if kind == "component":
+        call["component_id"] = draw(
+            st.integers(-(2**70), 2**70).filter(lambda i: i > 10**4 or i < 0)
+        )
+        return call, 404, r"\bcomponent_id\b"
+    if kind == "component_type":
+        call["component_id"] = draw(not_whole)
+        return call, 400, r"\bcomponent_id\b"
+    if kind == "fn":
+        call["fn_name"] = draw(
+            st.text(max_size=12).filter(lambda f: f not in ("readout", "status", "item"))
+        )
+        return call, 404, r"\bfn_name\b"
+    if kind == "fn_type":
+        call["fn_name"] = draw(not_whole.filter(lambda v: not isinstance(v, str)))
+        return call, 400, r"\bfn_name\b"
+    if kind == "missing":
+        del call[draw(st.sampled_from(sorted(call)))]
+        return call, 400, r"\bbody has no (session_hash|component_id|fn_name|data)\b"
+    if kind == "session":
+        call["session_hash"] = draw(not_whole.filter(lambda v: not isinstance(v, str)))
+        return call, 400, r"\bsession_hash\b"
+    raw = draw(st.sampled_from([b"", b"{", b"[1]", b"null", b'"x"', nested(5000), b"\xff\xfe"]))
+    return raw, 400, r"\bbody\b"
+
+
+@st.composite
+def server_fn_case(draw) -> dict:
+    """One malformed call of the plot's server functions, on the page or the service's page."""
+    where = draw(st.sampled_from(["page", "service"]))
+    kind = draw(st.sampled_from(["readout", "status", "item", "envelope", "envelope"]))
+    if kind == "readout":
+        data, field = draw(readout_case())
+        case = {"fn": "readout", "data": data, "status": 400, "field": field}
+    elif kind == "status":
+        data, field = draw(status_case())
+        case = {"fn": "status", "data": data, "status": 400, "field": field}
+    elif kind == "item":
+        bad = draw(not_whole | st.integers(2**63, 10**30))  # past int64: it answered 500
+        case = {"fn": "item", "data": bad, "status": 400, "field": r"\bsample_id\b"}
+    else:
+        body, status, field = draw(envelope_case())
+        case = {"fn": "envelope", "body": body, "status": status, "field": field}
+    return {**case, "where": where, "kind": f"fn_{kind}"}
+
+
+def plot_id(client: httpx.Client, prefix: str, params: dict) -> int:
+    config = client.get(f"{prefix}config", params=params).json()
+    return next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+
+
+@pytest.fixture(scope="module")
+def plot_ids(service, page) -> dict:
+    """The plot's component id on the in-process page and on the service's page of gate fz."""
+    on_service = f"{service.ticket.page_path()}/"
+    return {
+        "page": plot_id(page.client, "", {}),
+        "service": plot_id(service.client, on_service, {"token": service.token}),
+    }
+
+
+def call_server_fn(service: Service, gate_page: Page, ids: dict, case: dict) -> httpx.Response:
+    """POST the case's call as the page's script does (JSON: NaN and Infinity go out as is)."""
+    body = case.get("body")
+    if body is None:
+        body = {"session_hash": "fuzz", "component_id": "PLOT", "fn_name": case["fn"],
+                "data": case["data"]}  # fmt: skip
+    if isinstance(body, dict):
+        if body.get("component_id") == "PLOT":
+            body = {**body, "component_id": ids[case["where"]]}
+        body = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    if case["where"] == "page":
+        return gate_page.client.post(COMPONENT_SERVER, content=body, headers=headers)
+    service.client.cookies.clear()
+    path = f"{service.ticket.page_path()}/{COMPONENT_SERVER}"
+    return service.client.post(path, params={"token": service.token}, content=body, headers=headers)
+
+
+def error_line(response: httpx.Response) -> str:
+    """The one-line error of a refusal: FastAPI's ``detail`` or the guards' ``error``."""
+    text = response.text
+    assert "Traceback" not in text and "\n" not in text.strip(), text[:300]
+    body = response.json()
+    error = body.get("detail", body.get("error")) if isinstance(body, dict) else None
+    assert isinstance(error, str) and 0 < len(error) <= 300, text[:300]
+    return error
+
+
+@settings(FUZZ, max_examples=SERVER_FN_EXAMPLES)
+@example(case={"fn": "envelope", "where": "page", "kind": "fn_envelope", "status": 404,
+               "field": r"\bcomponent_id\b",
+               "body": {"session_hash": "x", "component_id": 99999, "fn_name": "readout",
+                        "data": None}})  # fmt: skip
+@example(case={"fn": "readout", "where": "page", "kind": "fn_readout", "status": 400,
+               "field": r"\bops\b", "data": {"moved": [[IDS[0], 1e39, 0.0]]}})  # fmt: skip
+@given(case=server_fn_case())
+def test_server_function_refusals_name_the_field(service, page, plot_ids, case):
+    """Readout, status and item refuse what the page never sends with 400 naming the field,
+    and the route itself refuses an unknown component or function (it answered 500)."""
+    folders = (service.run_dir, page.folder)
+    before = [listing(f) for f in folders]
+    response = call_server_fn(service, page, plot_ids, case)
+    TRIED[case["kind"]] += 1
+    answers = page.client.get("config").status_code == 200
+    answers = answers and service.client.get("/healthz").text == "ok"
+    after = [listing(f) for f in folders]
+    check_aftermath(case["kind"], answers, before, after, response.status_code)
+    assert response.status_code == case["status"], (case, response.text[:300])
+    error = error_line(response)
+    assert re.search(case["field"], error), (case["field"], error)
+    assert page.decided == [] and not service.ticket.edits_path.exists()
+
+
+def test_server_functions_answer_well_formed_calls(service, page, plot_ids):
+    """The other side of the refusals: what the page sends is answered, unknown ids included
+    (an item the snapshot lacks has no preview; that is no error)."""
+    for where in ("page", "service"):
+        calls = {
+            "readout": {"moved": [[IDS[0], 0.5, -0.5]], "scales": [1.0] * 10},
+            "status": {"page": "tab-fuzz", "locked": False},
+            "item": IDS[0],
+        }
+        for fn, data in calls.items():
+            case = {"fn": fn, "data": data, "where": where}
+            response = call_server_fn(service, page, plot_ids, case)
+            assert response.status_code == 200, (where, fn, response.text[:300])
+        unknown = {"fn": "item", "data": 2**62, "where": where}
+        assert call_server_fn(service, page, plot_ids, unknown).json()["item"] is None
+        TRIED["fn_valid"] += 4
+
+
+# ---- the service's own routes: odd paths, tokens and headers --------------------------------
+
+ROUTE_EXAMPLES = 150
+odd_run = st.one_of(
+    st.sampled_from(["fz", "zz", "..", ".", "%2e%2e", "fz%2Fgate", "f%00z", "%ff", "a b", "ü"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
+)
+odd_epoch = st.one_of(
+    st.sampled_from(["4", "04", "+4", "-4", "4.0", "4e0", "0x4", "%34", "4\u0664", "", "four"]),
+    st.integers(-(10**30), 10**30).map(str),
+    st.text(max_size=6),
+)
+odd_tail = st.sampled_from(["", "/", "/api/snapshot", "/api/decision", "/api/gates", "/config",
+                            f"/{COMPONENT_SERVER}", "/gradio_api/info", "/x"])  # fmt: skip
+odd_token = st.one_of(st.none(), st.sampled_from(["", "RIGHT", "WRONG_CASE"]), st.text(max_size=30))
+odd_header = st.sampled_from([
+    {}, {"cookie": "hill_gate_token=\"unterminated"}, {"cookie": "=;=;;"},
+    {"authorization": "Basic !!!"}, {"authorization": "Basic " + "QQ" * 5},
+    {"authorization": "Bearer x"}, {"host": "evil.example"},
+    {"host": ""}, {"x-forwarded-for": "1.2.3.4, junk"},
+])  # fmt: skip
+
+
+@st.composite
+def route_case(draw) -> dict:
+    """A request of the service's own routes or a gate's path, made odd in its path, token or
+    headers."""
+    kind = draw(st.sampled_from(["gate_path", "service_path"]))
+    if kind == "gate_path":
+        run, epoch = draw(odd_run), draw(odd_epoch)
+        path = f"/{quote(run, safe='%')}/gate/{quote(epoch, safe='%+')}{draw(odd_tail)}"
+    else:
+        path = draw(st.sampled_from(["/", "/healthz", "/api/gates", "/api/gates/", "/api",
+                                     "/%2e%2e/etc", "/gate/4", "//fz/gate/4"]))  # fmt: skip
+    return {
+        "kind": f"route_{kind}",
+        "method": draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"])),
+        "path": path,
+        "token": draw(odd_token),
+        "headers": draw(odd_header),
+    }
+
+
+def send_route(svc: Service, case: dict) -> httpx.Response:
+    token = {"RIGHT": svc.token, "WRONG_CASE": svc.token.swapcase()}.get(
+        case["token"], case["token"]
+    )
+    params = {} if token is None else {"token": token}
+    svc.client.cookies.clear()
+    url = httpx.URL(svc.base + case["path"], params=params)  # the path's encoding as given
+    return svc.client.request(case["method"], url, headers=case["headers"], content=b"{}")
+
+
+@settings(FUZZ, max_examples=ROUTE_EXAMPLES)
+@example(case={"kind": "route_gate_path", "method": "GET", "token": "RIGHT", "headers": {},
+               "path": f"/fz/gate/{10**30}/api/snapshot"})  # fmt: skip
+@given(case=route_case())
+def test_odd_paths_tokens_and_headers_get_a_4xx_line(service, case):
+    """No path, token or header makes the service answer 5xx; a refusal is one line. A gate's
+    path with this gate's token may be served (2xx/3xx); nothing is ever decided."""
+    before = listing(service.run_dir)
+    response = send_route(service, case)
+    TRIED[case["kind"]] += 1
+    answers = service.client.get("/healthz").text == "ok"
+    check_aftermath(case["kind"], answers, before, listing(service.run_dir), response.status_code)
+    if response.status_code >= 400:
+        text = response.text.strip()
+        assert text and "Traceback" not in text, text[:300]
+        assert "\n" not in text or response.headers["content-type"].startswith("text/html"), text[
+            :300
+        ]
+    assert not service.ticket.edits_path.exists()
+    assert [run for run, _ in service.resumed if run == "fz"] == []
+
+
+@pytest.fixture(scope="module")
+def basic_service(tmp_path_factory):
+    """A service with Basic auth (as off loopback), its gate, and a throttle that never
+    locks the fuzzing client out (what the throttle does is tested in test_gate_hardening)."""
+    from interaction_app.http_safety import Throttle
+
+    run_dir = tmp_path_factory.mktemp("basic") / "runs"
+    ticket, token = write_gate(run_dir, run="ba", n=20)
+    throttle = Throttle(limit=10**9)
+    with (
+        running_service(run_dir, basic=("hill", "s3cret"), throttle=throttle) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+        yield client, ticket, token
+
+
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"))
+credentials = st.one_of(
+    header_text.map(lambda t: "Basic " + t[:20]),  # not base64, or base64 of junk
+    st.binary(max_size=20).map(lambda b: "Basic " + base64.b64encode(b).decode()),
+    st.tuples(st.text(max_size=8), st.text(max_size=8)).map(
+        lambda up: "Basic " + base64.b64encode(f"{up[0]}:{up[1]}".encode()).decode()
+    ),
+    header_text.map(lambda t: t[:20]),  # another scheme, latin-1 bytes
+)
+
+
+@settings(FUZZ, max_examples=60)
+@given(auth=credentials, path=st.sampled_from(["/", "/api/gates", "/nowhere"]))
+def test_wrong_basic_credentials_get_401_naming_auth(basic_service, auth, path):
+    client, ticket, _ = basic_service
+    assert auth != "Basic " + base64.b64encode(b"hill:s3cret").decode()
+    auth = auth.strip() or "Basic"  # a header value the client can send
+    response = client.get(path, headers={"authorization": auth.encode("latin-1", "replace")})
+    TRIED["basic_auth"] += 1
+    assert response.status_code == 401, (auth, response.status_code, response.text[:200])
+    assert "Basic auth" in response.text and "\n" not in response.text.strip()
+    right = httpx.BasicAuth("hill", "s3cret")
+    assert client.get("/api/gates", auth=right).status_code == 200  # still serving
+    assert not ticket.edits_path.exists()
 
 
 # ---- rejected small bodies keep no memory ----------------------------------------------------

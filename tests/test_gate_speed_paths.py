@@ -149,8 +149,9 @@ def test_readout_over_http_is_the_in_process_one(tmp_path):
     ops = edit_cases(snapshot, 10, 2, seed=1)[-1]
     with launch_gate(snapshot, context, lambda d: None, GateConfig()) as server:
         assert server_fn(server.url, "readout", ops) == pytest.approx(readout(ops), rel=1e-12)
-        with pytest.raises(urllib.error.HTTPError):
+        with pytest.raises(urllib.error.HTTPError) as refused:
             server_fn(server.url, "readout", {"moved": [[3000, 1e39, 0.0]]})
+        assert refused.value.code == 400  # named in one line, not a 500
         assert server_fn(server.url, "readout", {}) == pytest.approx(readout({}), abs=1e-12)
 
 

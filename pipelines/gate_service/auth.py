@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import re
 from http.cookies import CookieError, SimpleCookie
@@ -121,7 +120,7 @@ def basic_ok(scope, expected: tuple[str, str]) -> bool:
         return False
     try:
         user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, bad UTF-8, and non-ASCII text ('Basic \x80': a 500)
         return False
     user_ok = hmac.compare_digest(user.encode(), expected[0].encode())
     password_ok = hmac.compare_digest(password.encode(), expected[1].encode())

@@ -37,6 +37,7 @@ from interaction_app.http_safety import (
     BodyLimit,
     HostGuard,
     NoUploads,
+    ServerFunctionCalls,
     Throttle,
     body_cap,
     one_line,
@@ -84,7 +85,9 @@ def create_app(
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     gates.app = app
     app.state.gates = gates
-    # add_middleware puts each in front of the last: Host, uploads, access, then the body cap.
+    # add_middleware puts each in front of the last: Host, uploads, access, the body cap, then
+    # the check of a page's server-function calls (its body capped).
+    app.add_middleware(ServerFunctionCalls, blocks=lambda scope: gate_blocks(gates, scope))
     app.add_middleware(BodyLimit, cap=lambda scope: gate_body_cap(gates, scope))
     app.add_middleware(
         GateAccess, gates=gates, basic=basic, throttle=throttle, secure_cookie=secure_cookie
@@ -105,6 +108,15 @@ def gate_body_cap(gates: GateService, scope) -> int:
         if recorder is not None:
             return body_cap(len(recorder.snapshot))
     return body_cap(0)
+
+
+def gate_blocks(gates: GateService, scope):
+    """The page (gr.Blocks) a request's path is under, None when it has none."""
+    match = GATE_PATH.match(scope["path"])
+    if match and EPOCH.fullmatch(match["epoch"]):
+        gate = gates.gates.get((match["run"], int(match["epoch"])))
+        return gate.blocks if gate else None
+    return None
 
 
 async def refresh_forever(gates: GateService) -> None:
