@@ -358,6 +358,14 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--editors", type=int, default=50)
     parser.add_argument("--stress", action="store_true", help="no think time (see Pace)")
+    parser.add_argument(
+        "--look-s",
+        type=float,
+        default=PERSON.look_s,
+        help="seconds an editor looks at a gate before the first drag",
+    )
+    parser.add_argument("--arrive-s", type=float, default=PERSON.arrive_s,
+                        help="editors arrive spread over this many seconds")  # fmt: skip
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     add_json_argument(parser)
@@ -365,7 +373,7 @@ def main() -> None:
     if args.serve:
         return serve(args.serve, args.port)
     tmp = Path(tempfile.mkdtemp(prefix="hill-gates-load-"))
-    pace = STRESS if args.stress else PERSON
+    pace = STRESS if args.stress else Pace(args.arrive_s, args.look_s, PERSON.readout_s)
     busy = []
     with prefect_server(tmp / "prefect"):
         gates, listed_s, result, resumed = run_load(
@@ -376,7 +384,7 @@ def main() -> None:
     once = sum(resumed.get(g.path, (0, None))[0] == 1 for g in gates)
     load = os.getloadavg()[0]
     where = f"{args.gates} gates of {args.points} points, {args.editors} editors"
-    where += ", no think time" if args.stress else ""
+    where += ", no think time" if args.stress else f", {pace.look_s:g} s look per gate"
     figures = [Figure(f"all gates listed after start, {where}", listed_s, "s", "<=", 10.0)]
     for kind in KINDS:
         times = result.latencies.get(kind, [])
