@@ -87,11 +87,13 @@ READ_EDITS_JS = f"""(edits, ...rest) => {{
   const root = document.querySelector('#{PLOT_ID} .hill-root');
   return [root && root.hill ? root.hill.payload() : null, ...rest];
 }}"""
-# After Confirm: lock this page at once, then fetch the decision's line (time, where the run
-# went) for the banner and tell the other tabs of this browser.
-LOCK_JS = f"""() => {{
+# After Confirm: the reply carries the decision's lines (time, where the run went, the file),
+# so this page locks on them at once and tells the other tabs of this browser. No status poll
+# is needed first: on a loaded machine that poll came after the server had closed (issue 18).
+LOCK_JS = f"""(decided) => {{
   const root = document.querySelector('#{PLOT_ID} .hill-root');
   if (root && root.hill) {{
+    if (decided && decided.decided) {{ root.hill.decidedHere(decided); return; }}
     root.hill.lock('Decision recorded: this gate no longer accepts edits.', false);
     root.hill.checkNow();
   }}
@@ -253,7 +255,7 @@ def _plot(snapshot, context, recorder, readout, presence: Presence, items: ItemL
         presence.seen(info)
         if recorder.decision is None:
             return {"decided": False, "message": ""}
-        return {"decided": True, "decision": recorder.decision.decision, **_lines(recorder)}
+        return decided_lines(recorder)
 
     def item_fn(sample_id: Any = None) -> dict[str, Any]:
         try:
@@ -331,6 +333,7 @@ def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
             confirm = gr.Button("Confirm", variant="primary")
             cancel = gr.Button("Cancel")
     edits = gr.JSON(visible=False)  # carrier for the plot's rows (filled by READ_EDITS_JS)
+    decided = gr.JSON(visible=False)  # carrier of the decision's lines to LOCK_JS
     panel = [confirm_box, buttons]
     for button, decision in asks:
         button.click(
@@ -348,10 +351,10 @@ def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
     confirm.click(
         partial(_confirm, recorder),
         inputs=[edits, pending],
-        outputs=[status, *panel],
+        outputs=[status, decided, *panel],
         js=READ_EDITS_JS,
         api_visibility="private",
-    ).success(None, js=LOCK_JS)
+    ).success(None, inputs=decided, js=LOCK_JS)
     return status, buttons
 
 
@@ -369,7 +372,8 @@ def _confirm(recorder: GateRecorder, edits: Any, pending: str | None):
     if pending not in DECISIONS:
         raise gr.Error("Nothing to confirm: press Approve, Skip or Stop run first.")
     _record(recorder, pending, edits)
-    return _decided_text(recorder), gr.Group(visible=False), gr.Row(visible=False)
+    lines = decided_lines(recorder)
+    return _decided_text(recorder), lines, gr.Group(visible=False), gr.Row(visible=False)
 
 
 def _status_update(recorder: GateRecorder):
@@ -377,6 +381,11 @@ def _status_update(recorder: GateRecorder):
     if recorder.decision is None:
         return gr.Markdown(), gr.Row()
     return gr.Markdown(_decided_text(recorder)), gr.Row(visible=False)
+
+
+def decided_lines(recorder: GateRecorder) -> dict[str, Any]:
+    """The status reply of a decided gate: what every page locks on (see :func:`_lines`)."""
+    return {"decided": True, "decision": recorder.decision.decision, **_lines(recorder)}
 
 
 def _lines(recorder: GateRecorder) -> dict[str, str]:

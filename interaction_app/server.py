@@ -35,8 +35,11 @@ from interaction_app.http_safety import (
 )
 from interaction_app.recorder import GateClosedError
 
-GRACE_S = 10.0  # after a decision: the longest the page stays up for its open tabs to lock
-MIN_GRACE_S = 0.3  # ...and the shortest, for a reply still on its way out
+# After a decision: the longest the page stays up for its open tabs to lock. Tabs poll every
+# 1.5 s and lock within a poll or two; a loaded machine delays polls by seconds, and a tab whose
+# server closed first never learns the decision.
+GRACE_S = 30.0
+MIN_GRACE_S = 0.3  # the shortest, for a reply still on its way out
 
 
 class GateServer:

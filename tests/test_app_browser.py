@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -366,6 +367,18 @@ def test_ctrl_z_anywhere_but_in_text_fields_and_the_scale_target(rich):
     assert page.errors == []
 
 
+def wait_answering(url: str, runner: threading.Thread, timeout_s: float = 180.0) -> None:
+    """Until the page's server, starting in ``runner``, answers (a loaded machine takes long)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=60).close()
+            return
+        except OSError:  # not listening yet (refused), or reset while starting
+            assert runner.is_alive() and time.monotonic() < deadline, "the gate did not start"
+            time.sleep(0.2)
+
+
 def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys):
     """``hill gate --snapshot`` + Confirm: the deciding tab gets its reply, a tab in the same
     browser and one in another lock with the decision, then the command ends."""
@@ -387,12 +400,8 @@ def test_snapshot_gate_confirm_reaches_every_open_page(browser, tmp_path, capsys
             page = bctx.new_page()
             page.errors = []
             page.on("pageerror", lambda e, page=page: page.errors.append(str(e)))
-            for _ in range(100):
-                try:
-                    page.goto(url)
-                    break
-                except Exception:  # not up yet
-                    time.sleep(0.1)
+            wait_answering(url, runner)
+            page.goto(url)
             wait_ready(page)
             pages.append(page)
         for page in pages:  # every tab has polled the status once: the server knows it

@@ -450,6 +450,7 @@ root.hill = {
   payload, ops, lock, checkNow, highlight, clearHighlight, perf, readoutPerf,
   pickAt: (x, y) => { const b = canvas.getBoundingClientRect(); return pick(x - b.left, y - b.top); },
   isLocked: () => locked,
+  decidedHere: (s) => onDecided(s, true), // Confirm's reply: the server's own lines
   decided: () => decided,
   undoDepth: () => undoStack.length,
   statusReplies: () => replies, // a test waits for a tab's first poll, not for a second
