@@ -82,8 +82,8 @@ def test_hill_resume_sends_a_crashed_deployment_run_back_to_its_work_pool(autopi
     stack.script("up.sh")
     deployment, run = deploy_and_start(stack, "--autopilot", "compactness")
     wait_state(stack, run["id"], {"Running"})
-    name = prefect(stack, f"/flow_runs/{run['id']}")["name"]
-    wait_for(lambda: (stack.project / "runs" / name / "ckpt_epoch_0001.pt").is_file(), 300)
+    name = hill_run_name(stack, run["id"])
+    wait_for(lambda: (stack.project / "runs" / name / "ckpt_epoch_0001.pt").is_file(), 600)
     killed = kill_flow_run_processes(run["id"])
     assert killed, f"no process of flow run {run['id']}{stack.logs(40)}"
     assert wait_state(stack, run["id"], {"Crashed"}, 120) == "Crashed"  # the worker says so
@@ -113,8 +113,8 @@ def test_hill_resume_of_a_deleted_deployment_says_so_in_one_line(autopilot_stack
     stack.script("up.sh", "postgres", "prefect", "mlflow", "worker")
     deployment, run = deploy_and_start(stack, "--autopilot", "compactness")
     wait_state(stack, run["id"], {"Running"})
-    name = prefect(stack, f"/flow_runs/{run['id']}")["name"]
-    wait_for(lambda: (stack.project / "runs" / name / "ckpt_epoch_0001.pt").is_file(), 300)
+    name = hill_run_name(stack, run["id"])
+    wait_for(lambda: (stack.project / "runs" / name / "ckpt_epoch_0001.pt").is_file(), 600)
     assert kill_flow_run_processes(run["id"])
     wait_state(stack, run["id"], {"Crashed"}, 120)
     delete(stack, f"/deployments/{deployment['id']}")
@@ -142,6 +142,21 @@ def test_the_worker_wrapper_starts_a_worker_that_gave_up_again(capsys):
         "threshold.); starting it again in 3 s"
     )
     assert lines[1].startswith("hill worker: the Prefect worker stopped;")
+
+
+def hill_run_name(stack: Stack, flow_run_id: str, timeout_s: float = 600) -> str:
+    """The hill run's name, once the flow has renamed its flow run to it: a run is Running
+    before its flow's first line, and under load it keeps Prefect's random name a while (the
+    first fresh-clone CI under two busy loops waited on runs/<random name>/ and timed out)."""
+    deadline = time.monotonic() + timeout_s
+    while not (stack.project / "runs" / (name := flow_run_name(stack, flow_run_id))).is_dir():
+        assert time.monotonic() < deadline, f"flow run still named {name}{stack.logs(40)}"
+        time.sleep(1)
+    return name
+
+
+def flow_run_name(stack: Stack, flow_run_id: str) -> str:
+    return prefect(stack, f"/flow_runs/{flow_run_id}")["name"]
 
 
 def gate_link(stack: Stack, name: str) -> str:
