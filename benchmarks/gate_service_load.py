@@ -42,6 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' writers
 
+from flow_helpers import prefect_test_server  # noqa: E402
 from report import Figure, add_json_argument, emit  # noqa: E402
 from test_gate_service import running_service, write_gate  # noqa: E402
 
@@ -102,11 +103,9 @@ class LoadResult:
 @contextlib.contextmanager
 def prefect_server(home: Path) -> Iterator[None]:
     """A Prefect test server (its SQLite under ``home``) for this thread's context."""
-    from prefect.testing.utilities import prefect_test_harness
-
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ["PREFECT_HOME"] = str(home)
-    with prefect_test_harness():
+    with prefect_test_server():
         yield
 
 

@@ -40,14 +40,27 @@ QUIET = {
 }
 
 
+# How long a Prefect test server may take to answer after it starts, seconds. Prefect's test
+# harness allows 30 s, which a loaded machine missed (a starved test timed out while the server
+# was still starting); a server that answers is used at once, so this limit only bounds a hang.
+TEST_SERVER_START_S = 600
+
+
+@contextlib.contextmanager
+def prefect_test_server() -> Iterator[None]:
+    """Prefect's test harness (a temporary SQLite server) with :data:`TEST_SERVER_START_S`."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=TEST_SERVER_START_S):
+        yield
+
+
 @contextlib.contextmanager
 def prefect_project(
     root: Path, overrides: list[str] = (), prepare: Callable[[Path], None] | None = None
 ) -> Iterator[tuple[Path, Config]]:
     """``root`` as a tmp project (params.yaml with ``overrides``; ``prepare(root)`` writes what
     else it needs, e.g. data files) and the working directory, with a Prefect test server."""
-    from prefect.testing.utilities import prefect_test_harness
-
     with pytest.MonkeyPatch.context() as env:
         for key, value in {**QUIET, "PREFECT_HOME": str(root / ".prefect")}.items():
             env.setenv(key, value)
@@ -56,7 +69,7 @@ def prefect_project(
         cfg = make_project(root, overrides)
         if prepare is not None:
             prepare(root)
-        with prefect_test_harness():
+        with prefect_test_server():
             yield root, cfg
 
 

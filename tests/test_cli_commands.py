@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flow_helpers import TINY, make_project
+from flow_helpers import TINY, make_project, prefect_test_server
 from typer.testing import CliRunner
 
 from hill_core.config import load_config
@@ -279,13 +279,11 @@ def test_end_of_run_prints_the_git_add_of_new_pointers(tmp_path, monkeypatch, ca
 
 @pytest.mark.slow
 def test_run_with_autopilot_records_a_compared_pair(tmp_path, monkeypatch):
-    from prefect.testing.utilities import prefect_test_harness
-
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / ".prefect"))
     monkeypatch.chdir(tmp_path)
     make_project(tmp_path)
-    with prefect_test_harness():
+    with prefect_test_server():
         result = runner.invoke(
             app, ["run", "--autopilot", "fix-outliers", "--no-progress", "--metrics", "m.json"]
         )

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from app_helpers import synthetic_context, synthetic_snapshot
+from flow_helpers import prefect_test_server
 
 from hill_core.config import GateConfig
 from hill_core.edits import read_edits, write_snapshot
@@ -197,13 +198,11 @@ def test_basic_auth_guards_the_index_not_the_gate_pages(run_dir):
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     """A Prefect test server for this module (about 13 s to start on 2 cores)."""
-    from prefect.testing.utilities import prefect_test_harness
-
     home = tmp_path_factory.mktemp("prefect")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PREFECT_HOME", str(home))
         env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness():
+        with prefect_test_server():
             yield
 
 
