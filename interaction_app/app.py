@@ -27,7 +27,7 @@ from hill_core.edits import (
     snapshot_state,
     validate_snapshot,
 )
-from interaction_app.context import DECISIONS, GateContext, GateDecision
+from interaction_app.context import DECISIONS, UNEDITED_APPROVE, GateContext, GateDecision
 from interaction_app.layout import Readout, view_payload
 from interaction_app.ops import OpsError, check_ops, check_sample_id
 from interaction_app.panels import context_html
@@ -48,6 +48,7 @@ PLOT_ID = "hill-plot"
 JS_PARTS = (
     "gate_state.js",
     "gate_draw.js",
+    "gate_sprites.js",
     "gate_ui.js",
     "gate_labels.js",
     "gate_suspects.js",
@@ -70,10 +71,11 @@ PLOT_TEMPLATE = """
     point on another class to relabel it; Shift-drop to move it alone. Click a point for its
     card; over a point, 0-9 relabel and X excludes. Wheel zooms, dragging the background pans.
   </div>
+  <div class="hill-lock"></div>
   <div class="hill-note"></div>
   <div class="hill-main">
     <div class="hill-stage"><canvas class="hill-canvas"></canvas>
-      <div class="hill-tip"></div><div class="hill-card"></div><div class="hill-lock"></div>
+      <div class="hill-tip"></div><div class="hill-card"></div>
     </div>
     <div class="hill-suspects" tabindex="0"></div>
   </div>
@@ -98,18 +100,19 @@ LOCK_JS = f"""(decided) => {{
     root.hill.checkNow();
   }}
 }}"""
-# The context panel's confusion cells highlight their points on the plot.
+# The context panel's confusion cells and top-confusion entries highlight their points on the
+# plot; each carries its validation count, which the page states beside the snapshot's.
 CONFUSION_JS = f"""
 element.addEventListener('click', (e) => {{
-  const cell = e.target.closest('td[data-true]');
+  const cell = e.target.closest('[data-true][data-pred]');
   const root = document.querySelector('#{PLOT_ID} .hill-root');
   if (cell && root && root.hill) root.hill.highlight(Number(cell.dataset.true),
-    Number(cell.dataset.pred));
+    Number(cell.dataset.pred), Number(cell.dataset.count));
 }});
 """
 JSON_TYPES = {type(None): "null", dict: "an object", str: "a string", bool: "a boolean"}
 CONFIRM_TEXT = {
-    "approve": "**Approve?** The edited layout becomes the teacher from the next epoch on. {edit}",
+    "approve": "**Approve?** {edit}",
     "skip": "**Skip?** This page's edits are dropped; training resumes with the previous teacher "
     "(kept or cleared as `hill.on_skip` says). An unedited table is saved with decision *skip*.",
     "stop": "**Stop the run?** Training ends at this gate; the run is finalised with what it has. "
@@ -384,8 +387,15 @@ def _status_update(recorder: GateRecorder):
 
 
 def decided_lines(recorder: GateRecorder) -> dict[str, Any]:
-    """The status reply of a decided gate: what every page locks on (see :func:`_lines`)."""
-    return {"decided": True, "decision": recorder.decision.decision, **_lines(recorder)}
+    """The status reply of a decided gate: what every page locks on (see :func:`_lines`) and
+    the recorded layout every page then shows, whatever it had itself (gate_ui.js
+    ``showRecorded``)."""
+    return {
+        "decided": True,
+        "decision": recorder.decision.decision,
+        **_lines(recorder),
+        "layout": recorder.recorded_layout(),
+    }
 
 
 def _lines(recorder: GateRecorder) -> dict[str, str]:
@@ -420,9 +430,11 @@ def _describe(recorder: GateRecorder, edit: PageEdit) -> str:
     table = make_edits(recorder.snapshot, x, y, moved, "", ctx.gate_epoch, label_after, excluded)
     s = edits_summary(table)
     if not s["points_displaced"]:
-        text = "You have not moved anything: the teacher is the model's own layout."
+        # hill_core.loop.after_gate: an approval that moves nothing sets no teacher
+        text = f"{UNEDITED_APPROVE[0].upper()}{UNEDITED_APPROVE[1:]}."
     else:
         text = (
+            "The edited layout becomes the teacher from the next epoch on. "
             f"{int(s['points_displaced'])} of {len(edit.x)} points displaced "
             f"({int(s['points_moved'])} moved one by one), mean displacement "
             f"{s['mean_displacement']:.3g} view units."

@@ -32,6 +32,8 @@ class GateContext:
             run's. Empty when there is no paired baseline (e.g. a snapshot served alone).
         last_edit_epoch: the gate epoch of the most recent approved edit still active; None
             before any edit. The panel reports the guided-minus-baseline change since then.
+        gate_epochs: the run's gate epochs up to this one (``hill.gate_epochs``), marked on the
+            chart; empty: only this gate is marked.
         guard_note: one line from the guard about the previous teacher (e.g. that it was
             reverted), shown as is when non-empty.
         next_steps: decision -> what happens to the run once it is recorded (one clause, e.g.
@@ -53,6 +55,7 @@ class GateContext:
     weights: LossWeights = LossWeights()
     baseline_val_accuracy: list[float] = field(default_factory=list)
     last_edit_epoch: int | None = None
+    gate_epochs: list[int] = field(default_factory=list)
     guard_note: str = ""
     next_steps: dict[str, str] | None = None
     snapshot_size: int = 0

@@ -33,19 +33,26 @@ from hill_core.teacher import (
 )
 from interaction_app.rows import PageEdit, rows_to_edits, rows_to_positions  # noqa: F401 (API)
 
-# Tableau-10 then 10 lighter companions: distinct on white for up to 20 classes.
+# Tableau-10, then 10 picked greedily from Kelly's and Trubetskoy's sets for the largest
+# smallest CIELAB distance to those before them, none near white (the canvas) or black (rings).
+# Any two of the 20 differ by ΔE76 >= 26 and each from white by >= 45 (Tableau's own light
+# companions: 16.6 between two of them, 18.8 from white); tests/test_app_many_classes.py.
 PALETTE = [
     *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"),
     *("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"),
-    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"),
-    *("#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"),
+    *("#f032e6", "#f99379", "#924900", "#008856", "#004949"),
+    *("#b66dff", "#006ddb", "#b3446c", "#800000", "#808000"),
 ]
+GOLDEN_ANGLE = 137.508  # degrees: successive hues past the palette never repeat a neighbour's
 
 
 def class_colors(num_classes: int) -> list[str]:
-    """One colour per class; beyond the palette, evenly spaced hues."""
-    extra = [f"hsl({round(360 * k / num_classes)}, 60%, 45%)" for k in range(num_classes)]
-    return [PALETTE[k] if k < len(PALETTE) else extra[k] for k in range(num_classes)]
+    """One colour per class; past the palette's 20, golden-angle hues in two lightnesses."""
+    extra = [
+        f"hsl({GOLDEN_ANGLE * k % 360:.0f}, 65%, {38 if k % 2 else 52}%)"
+        for k in range(len(PALETTE), num_classes)
+    ]
+    return (PALETTE + extra)[:num_classes]
 
 
 def view_payload(snapshot: pd.DataFrame, class_names: list[str]) -> dict[str, Any]:

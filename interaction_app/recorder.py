@@ -19,6 +19,7 @@ from hill_core.edits import (
     file_sha256,
     make_edits,
     read_edits,
+    snapshot_state,
     write_edits,
 )
 from interaction_app.context import DECISIONS, GateContext, GateDecision
@@ -54,6 +55,7 @@ class GateRecorder:
         self.decision: GateDecision | None = None
         self.decided_at: float | None = None  # time.time() when this page learnt the decision
         self._moved_any: bool | None = None  # whether the recorded file moves a point
+        self._layout: dict[str, list] | None = None  # recorded_layout(), read once
 
     def record(
         self,
@@ -105,7 +107,7 @@ class GateRecorder:
 
     def _set(self, decision: GateDecision) -> None:
         self.decision, self.decided_at = decision, time.time()
-        self._moved_any = None  # read from the file when first announced
+        self._moved_any = self._layout = None  # read from the file when first asked for
 
     def layout_edited(self) -> bool:
         """Whether the recorded file moves any point (an approval then teaches a layout)."""
@@ -113,6 +115,17 @@ class GateRecorder:
             edits, _ = read_edits(self.decision.edits_path)
             self._moved_any = edits_summary(edits)["points_displaced"] > 0
         return self._moved_any
+
+    def recorded_layout(self) -> dict[str, list]:
+        """What the recorded file changes, for every open page to show: one list per column
+        (``sample_id``, ``x``, ``y``, ``moved``, ``label``, ``excluded``) over the rows whose
+        position, moved flag, label or exclusion differ from the snapshot's. Empty lists for a
+        skip, a stop or an unedited approve (the model's layout is what was recorded)."""
+        if self._layout is None:
+            edits, _ = read_edits(self.decision.edits_path)
+            state = snapshot_state(self.snapshot).set_index(self.snapshot["sample_id"].to_numpy())
+            self._layout = layout_changes(edits, state.loc[edits["sample_id"].to_numpy()])
+        return self._layout
 
     def announcement(self) -> str:
         """One line for every open page: what was recorded, when, by whom, where the run goes."""
@@ -140,3 +153,24 @@ class GateRecorder:
         """One line: what was decided and where it went."""
         d, epoch = self.decision, self.context.gate_epoch
         return f"gate at epoch {epoch} already decided: {d.decision} ({d.edits_path})"
+
+
+def layout_changes(edits: pd.DataFrame, state: pd.DataFrame) -> dict[str, list]:
+    """The edits rows that differ from the snapshot (``state``: its current labels and
+    exclusions, in the edits' row order), as JSON-ready lists (positions in view units)."""
+    changed = (
+        (edits["x_after"].to_numpy() != edits["x_before"].to_numpy())
+        | (edits["y_after"].to_numpy() != edits["y_before"].to_numpy())
+        | edits["moved"].to_numpy()
+        | (edits["label_after"].to_numpy() != state["current_label"].to_numpy())
+        | (edits["excluded"].to_numpy() != state["excluded"].to_numpy())
+    )
+    rows = edits[changed]
+    return {
+        "sample_id": rows["sample_id"].astype(int).tolist(),
+        "x": rows["x_after"].astype(float).tolist(),
+        "y": rows["y_after"].astype(float).tolist(),
+        "moved": rows["moved"].astype(bool).tolist(),
+        "label": rows["label_after"].astype(int).tolist(),
+        "excluded": rows["excluded"].astype(bool).tolist(),
+    }

@@ -260,6 +260,7 @@ def gate_context(cfg: Config, paths: RunPaths, view: GateView, facts):
             facts.progress.baseline_val[e] for e in sorted(facts.progress.baseline_val)
         ],
         last_edit_epoch=facts.progress.last_edit,
+        gate_epochs=[e for e in cfg.hill.gate_epochs if e <= view.epoch],
         guard_note=facts.guard_note,
         snapshot_size=cfg.hill.snapshot_size,  # the page says when the training set was smaller
     )

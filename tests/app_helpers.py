@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,15 +25,18 @@ CHROMIUM_ARGS = [
 ]
 
 
-def synthetic_snapshot(n: int, num_classes: int = 10, seed: int = 0) -> pd.DataFrame:
-    """A digits-like snapshot: ``num_classes`` Gaussian blobs on a ring, view units ~ [-5, 5]."""
+def synthetic_snapshot(
+    n: int, num_classes: int = 10, seed: int = 0, wrong: float = 0.1
+) -> pd.DataFrame:
+    """A digits-like snapshot: ``num_classes`` Gaussian blobs on a ring, view units ~ [-5, 5];
+    a fraction ``wrong`` of the points is predicted as the next class (misclassified: ringed)."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % num_classes
     angle = 2 * np.pi * labels / num_classes
     centers = np.stack([4 * np.cos(angle), 4 * np.sin(angle)], axis=1)  # (n, 2)
     xy = centers + rng.normal(scale=0.6, size=(n, 2))
-    wrong = rng.random(n) < 0.1
-    pred = np.where(wrong, (labels + 1) % num_classes, labels)
+    misclassified = rng.random(n) < wrong
+    pred = np.where(misclassified, (labels + 1) % num_classes, labels)
     return pd.DataFrame(
         {
             "sample_id": np.arange(1000, 1000 + n, dtype=np.int64) * 3,  # ids are not row numbers
@@ -115,6 +119,46 @@ def module_browser():
         chromium = launch_chromium(p)
         yield chromium
         chromium.close()
+
+
+@contextlib.contextmanager
+def gate_page(snapshot, context, width: int = 1400, height: int = 1000):
+    """A gate served in this process on ``snapshot`` and one Chromium page on it, drawn and
+    settled (:func:`wait_ready`); yields ``(server, page)``. Decisions go nowhere."""
+    from playwright.sync_api import sync_playwright
+
+    from hill_core.config import GateConfig
+    from interaction_app.server import launch_gate
+
+    with (
+        launch_gate(snapshot, context, lambda d: None, GateConfig()) as server,
+        sync_playwright() as p,
+    ):
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(server.url)
+        wait_ready(page)
+        yield server, page
+        browser.close()
+
+
+def free_point(page, rows) -> int:
+    """The first of ``rows`` (snapshot row indices) that a press on it picks, 40 px or more
+    from every class handle as drawn; -1 when none is."""
+    return page.evaluate(
+        f"""rows => {{
+          const h = {PLOT_ROOT}.hill;
+          const handles = Array.from({{length: h.classCount()}}, (_, c) => h.handleClient(c));
+          for (const i of rows) {{
+            const [x, y] = h.toClient(...h.point(i));
+            const hit = h.pickAt(x, y);
+            const far = handles.every(([a, b]) => Math.hypot(a - x, b - y) > 40);
+            if (hit.kind === 'point' && hit.index === i && far) return i;
+          }}
+          return -1;
+        }}""",
+        [int(i) for i in rows],
+    )
 
 
 def scale_class(page, label: str, factor: float) -> None:

@@ -20,11 +20,10 @@ import torch
 from app_helpers import (
     browser_missing_reason,
     browser_required,
-    launch_chromium,
+    gate_page,
     server_fn,
     synthetic_context,
     synthetic_snapshot,
-    wait_ready,
 )
 
 from hill_core import snapshot as snapshot_module
@@ -214,20 +213,9 @@ def test_the_readout_after_a_drag_is_of_the_final_layout(tmp_path):
         if browser_required():
             pytest.fail(f"HILL_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    from interaction_app.server import launch_gate
-
     snapshot = synthetic_snapshot(10_000)
     context = synthetic_context(tmp_path / "edits.parquet")
-    with (
-        launch_gate(snapshot, context, lambda d: None, GateConfig()) as server,
-        sync_playwright() as p,
-    ):
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server.url)
-        wait_ready(page)
+    with gate_page(snapshot, context) as (_, page):
         x, y = page.evaluate(f"() => {ROOT}.hill.toClient(...{ROOT}.hill.handle(3))")
         page.mouse.move(x, y)
         page.mouse.down()
@@ -241,7 +229,6 @@ def test_the_readout_after_a_drag_is_of_the_final_layout(tmp_path):
         )
         ops = page.evaluate(f"() => {ROOT}.hill.ops()")
         shown = page.locator("#hill-plot .hill-readout code").all_inner_texts()
-        browser.close()
     expected = Readout(snapshot, 10, context.weights)(ops)
     keys = ("l_center", "l_spread", "l_point", "l_human")
     assert shown == [f"{expected[k]:.4f}" for k in keys]

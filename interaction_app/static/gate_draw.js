@@ -1,8 +1,28 @@
 // Gate page, part 2: drawing and picking (see gate_state.js for the shared state).
 
 // ---- drawing: one path per class so 10,000 points cost C fills ----------------------
+// draw() takes the fast path (gate_sprites.js: ring sprites, and a cached layer of what a drag
+// cannot move); drawReference() draws the same picture the long way, one path per point and
+// per ring. The browser tests compare the two canvases (tests/test_app_drawing.py).
 let frame = 0;
-const schedule = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); }); };
+let version = 0; // bumped by every change but a drag's own move: the cached layer's key
+const paint = { samples: [], pending: [] }; // ms from a drag's pointer event to its frame painted
+const onFrame = () => {
+  frame = 0;
+  const events = paint.pending;
+  paint.pending = [];
+  draw();
+  // The next frame's callback runs once the frame with this drawing has been produced.
+  if (events.length) requestAnimationFrame(() => notePainted(events));
+};
+function notePainted(events) {
+  const now = performance.now();
+  for (const t of events) paint.samples.push(now - t);
+  if (paint.samples.length > 4000) paint.samples.splice(0, paint.samples.length - 4000);
+}
+const schedule = () => { version += 1; if (!frame) frame = requestAnimationFrame(onFrame); };
+// A drag's move: only what the drag moves changed, so the cached layer stays valid.
+const scheduleMove = () => { if (!frame) frame = requestAnimationFrame(onFrame); };
 
 // Where each class handle is drawn (screen px) and where its label goes. Centres closer than
 // FAN_R are fanned out around their common spot, each joined to its true place by a leader
@@ -13,20 +33,39 @@ const LABELS = Array.from({ length: C }, () => null); // [x, y, w, h] of each la
 const FAN_R = 2 * HANDLE_R + 2; // px: centres nearer than this are fanned
 
 function layoutHandles() {
-  const skip = drag && drag.kind === "class" ? drag.index : -1; // the dragged one follows the pointer
+  // A grabbed handle stays under the pointer: its drawn place keeps the offset it was grabbed
+  // at (drag.off, px), and it is left out of the fans while it moves.
+  const skip = drag && drag.kind === "class" ? drag.index : -1;
+  for (let c = 0; c < C; c++) { DX[c] = sx(hx(c)); DY[c] = sy(hy(c)); FANNED[c] = 0; }
   const parent = Int32Array.from({ length: C }, (_, c) => c);
   const find = (c) => { while (parent[c] !== c) c = parent[c] = parent[parent[c]]; return c; };
-  for (let c = 0; c < C; c++) { DX[c] = sx(hx(c)); DY[c] = sy(hy(c)); FANNED[c] = 0; }
-  for (let a = 0; a < C; a++) {
-    if (!present[a] || a === skip) continue;
-    for (let b = a + 1; b < C; b++) {
-      if (!present[b] || b === skip) continue;
-      if (Math.hypot(DX[a] - DX[b], DY[a] - DY[b]) < FAN_R) parent[find(b)] = find(a);
+  const shown = [];
+  for (let c = 0; c < C; c++) if (present[c] && c !== skip) shown.push(c);
+  // Group the centres nearer than FAN_R, fan each group; while a fanned handle lands on a
+  // handle of another group, join the two groups and fan again (each pass joins at least two
+  // groups, so at most C passes).
+  const near = (a, b) => Math.hypot(DX[a] - DX[b], DY[a] - DY[b]) < FAN_R;
+  for (let pass = 0; pass < C; pass++) {
+    let joined = false;
+    for (let k = 0; k < shown.length; k++) {
+      for (let m = k + 1; m < shown.length; m++) {
+        const a = shown[k], b = shown[m];
+        if (find(a) !== find(b) && near(a, b)) { parent[find(b)] = find(a); joined = true; }
+      }
     }
+    if (!joined) break;
+    fanGroups(shown, find);
   }
+  if (skip >= 0 && drag.off) { DX[skip] += drag.off[0]; DY[skip] += drag.off[1]; }
+  placeLabels();
+}
+
+function fanGroups(shown, find) {
+  // Each group of two or more handles around the mean of its true centres, neighbours just
+  // clear of each other; a group of one stays at its true centre.
   const groups = new Map();
-  for (let c = 0; c < C; c++) {
-    if (!present[c] || c === skip) continue;
+  for (const c of shown) {
+    DX[c] = sx(hx(c)); DY[c] = sy(hy(c)); FANNED[c] = 0;
     const r = find(c);
     if (!groups.has(r)) groups.set(r, []);
     groups.get(r).push(c);
@@ -37,13 +76,12 @@ function layoutHandles() {
     let mx = 0, my = 0;
     for (const c of group) { mx += DX[c]; my += DY[c]; }
     mx /= k; my /= k;
-    const R = (HANDLE_R + 3) / Math.sin(Math.PI / k); // neighbours just clear of each other
+    const R = (HANDLE_R + 3) / Math.sin(Math.PI / k); // px: neighbours 2 * (HANDLE_R + 3) apart
     group.forEach((c, m) => {
       const a = -Math.PI / 2 + (2 * Math.PI * m) / k;
       DX[c] = mx + R * Math.cos(a); DY[c] = my + R * Math.sin(a); FANNED[c] = 1;
     });
   }
-  placeLabels();
 }
 
 function placeLabels() {
@@ -70,10 +108,29 @@ function placeLabels() {
 
 const overlap = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
 
+const pointRadius = () => (N > 3000 ? 2.2 : 3.2); // px
+
+let useReference = false; // hill.useReference(true): every frame the long way (benchmarks)
+
 function draw() {
   const t0 = performance.now();
+  const r = pointRadius(), moving = movingRows();
+  if (useReference) {
+    drawReference();
+  } else {
+    ctx.clearRect(0, 0, cam.W, cam.H);
+    if (moving) { blitLayer(r, moving); drawPoints(ctx, r, moving); } else drawPoints(ctx, r, null);
+    drawOverlays(r);
+  }
+  const ms = performance.now() - t0;
+  perf.draws += 1; perf.last = ms; perf.samples.push(ms);
+  if (perf.samples.length > 600) perf.samples.shift();
+}
+
+function drawReference() {
+  // The readable reference: one arc per point and per ring, as the page drew before sprites.
+  const r = pointRadius();
   ctx.clearRect(0, 0, cam.W, cam.H);
-  const r = N > 3000 ? 2.2 : 3.2;
   ctx.globalAlpha = hi ? 0.15 : 0.75;
   const fixed = []; // corrected points (relabelled or excluded): drawn on their own
   for (let c = 0; c < C; c++) {
@@ -93,15 +150,19 @@ function draw() {
   drawCorrected(r, fixed);
   ctx.globalAlpha = 1;
   drawMoved(r);
+  drawOverlays(r);
+}
+
+function drawOverlays(r) {
+  // Above the points: focus rings, trails, leaders, handles and labels, then the highlighted
+  // points of a confusion cell (confused points sit between exactly those handles).
   drawFocus(r);
-  if (hi) drawHighlight(r);
   drawTrails();
   layoutHandles();
-  for (let c = 0; c < C; c++) if (present[c] && FANNED[c]) drawLeader(c);
+  // A leader wherever a handle is drawn away from its centre (fanned, or grabbed off-centre).
+  for (let c = 0; c < C; c++) if (present[c] && (DX[c] !== sx(hx(c)) || DY[c] !== sy(hy(c)))) drawLeader(c);
   for (let c = 0; c < C; c++) if (present[c]) drawHandle(c);
-  const ms = performance.now() - t0;
-  perf.draws += 1; perf.last = ms; perf.samples.push(ms);
-  if (perf.samples.length > 600) perf.samples.shift();
+  if (hi) drawHighlight(r);
 }
 
 function drawWrong(r) {

@@ -1,6 +1,6 @@
 // Gate page, part 1: the edit state. The gate's scatter is plain canvas JavaScript, no
-// libraries. app.py joins gate_state, gate_draw, gate_ui, gate_labels, gate_suspects and
-// gate_start (JS_PARTS) into the body of gr.HTML's js_on_load, which provides `element`,
+// libraries. app.py joins gate_state, gate_draw, gate_sprites, gate_ui, gate_labels,
+// gate_suspects and gate_start (JS_PARTS) into the body of gr.HTML's js_on_load, which provides `element`,
 // `props` and `server`; the parts share its scope.
 // Edits live in data units as per-class offsets T and scales S about the original class
 // centres C0, plus per-point overrides (relative to their class offset, so a moved point

@@ -10,6 +10,8 @@ canvas.addEventListener("pointerdown", (e) => {
   canvas.setPointerCapture(e.pointerId);
   if (hit.kind === "class") {
     drag = { ...hit, px, py, tx: T[2 * hit.index], ty: T[2 * hit.index + 1], undo: snapshotOf("class", hit.index) };
+    // px from the class's true centre to where its handle was drawn (fanned), kept while it moves
+    drag.off = [DX[hit.index] - sx(hx(hit.index)), DY[hit.index] - sy(hy(hit.index))];
   } else if (hit.kind === "point") {
     const i = hit.index;
     drag = { ...hit, px, py, x: X[i], y: Y[i], undo: snapshotOf("point", i) };
@@ -24,6 +26,7 @@ canvas.addEventListener("pointerdown", (e) => {
 canvas.addEventListener("pointermove", (e) => {
   const [px, py] = local(e);
   if (!drag) { hover(px, py); return; }
+  paint.pending.push(e.timeStamp); // event to frame painted (gate_draw.js, notePainted)
   const dx = (px - drag.px) / cam.k, dy = -(py - drag.py) / cam.k; // data units, y up
   drag.moved = drag.moved || px !== drag.px || py !== drag.py;
   if (drag.kind === "class") {
@@ -37,7 +40,7 @@ canvas.addEventListener("pointermove", (e) => {
   } else {
     cam.cx = drag.cx - dx; cam.cy = drag.cy - dy;
   }
-  schedule();
+  if (drag.kind === "pan") schedule(); else scheduleMove(); // a move keeps the cached layer
 });
 
 const endDrag = (e) => {
@@ -51,21 +54,23 @@ const endDrag = (e) => {
   if (d.kind === "pan" || !d.moved) { schedule(); return; }
   if (d.kind === "point" && e.type === "pointerup" && dropOnClass(d, ...local(e), moveOnly(e))) return;
   undoStack.push(d.undo);
-  if (d.kind === "class") mergeIfDropped(d.index, d.fan);
+  if (d.kind === "class") mergeIfDropped(d.index, d.fan, d.off);
   else say(`Moved sample ${IDS[d.index]} (${view.class_names[LAB[d.index]]}).`);
   changed();
 };
 canvas.addEventListener("pointerup", endDrag);
 canvas.addEventListener("pointercancel", endDrag);
 
-function mergeIfDropped(c, fan) {
+function mergeIfDropped(c, fan, off) {
   // Dropped on another centre (its true place, or where its handle was drawn): merge, i.e.
-  // move c's centre onto d's. Both stay classes of their own, each with its own handle.
-  const x = sx(hx(c)), y = sy(hy(c));
+  // move c's centre onto d's. Both stay classes of their own, each with its own handle. The
+  // dropped spot is c's true centre or its handle as drawn (off: px from the one to the other).
+  const x = sx(hx(c)), y = sy(hy(c)), ox = x + off[0], oy = y + off[1];
+  const by = (d, px, py) => Math.hypot(px - sx(hx(d)), py - sy(hy(d))) <= MERGE_R
+    || Math.hypot(px - fan[0][d], py - fan[1][d]) <= MERGE_R;
   for (let d = 0; d < C; d++) {
     if (d === c || !present[d]) continue;
-    const near = Math.hypot(x - sx(hx(d)), y - sy(hy(d))) <= MERGE_R
-      || Math.hypot(x - fan[0][d], y - fan[1][d]) <= MERGE_R;
+    const near = by(d, x, y) || by(d, ox, oy);
     if (!near) continue;
     T[2 * c] = hx(d) - C0x[c]; T[2 * c + 1] = hy(d) - C0y[c]; recompute(c);
     say(`Merged ${view.class_names[c]} into ${view.class_names[d]}: both keep their own spread and handle.`);
@@ -173,28 +178,36 @@ function hover(px, py) {
 }
 
 // ---- confusion-cell highlight ---------------------------------------------------------------
-function highlight(t, p) {
+// The matrix counts validation items; the map shows the training snapshot. A click on a cell
+// (or a top-confusion entry) highlights the snapshot's points of that true and predicted
+// class and states both counts, since they differ: "8 snapshot points ...; the cell counts 9
+// validation items". `cell`: the cell's validation count (undefined from a script: omitted).
+function highlight(t, p, cell) {
   if (hi && hi.t === t && hi.p === p) { clearHighlight(); return hi; }
   const mask = new Uint8Array(N);
   let count = 0;
   for (const i of members[t] || []) if (PRED[i] === p) { mask[i] = 1; count += 1; }
-  hi = { t, p, mask, count };
-  const names = view.class_names;
-  say(`${count} point${count === 1 ? "" : "s"} of ${names[t]} predicted as ${names[p]} `
-    + `(of ${N} shown). Click the cell again or press Esc to show all.`);
-  markCells(); schedule();
+  hi = { t, p, mask, count, cell };
+  const names = view.class_names, s = (n) => (n === 1 ? "" : "s");
+  const counted = Number.isFinite(cell) ? `; the cell counts ${cell} validation item${s(cell)}` : "";
+  const line = `${count} snapshot point${s(count)} of ${names[t]} predicted as ${names[p]}${counted}.`;
+  say(`${line} Click the cell again or press Esc to show all.`);
+  markCells(line); schedule();
   return hi;
 }
 
 function clearHighlight() {
   if (!hi) return;
-  hi = null; say("Showing every point."); markCells(); schedule();
+  hi = null; say("Showing every point."); markCells(""); schedule();
 }
 
-function markCells() {
-  document.querySelectorAll(".hill-confusion td[data-true]").forEach((td) => {
-    td.classList.toggle("hill-cell-on", !!hi && Number(td.dataset.true) === hi.t && Number(td.dataset.pred) === hi.p);
+function markCells(line) {
+  // The context panel is its own component: reach it through the document.
+  document.querySelectorAll(".hill-ctx [data-true][data-pred]").forEach((el) => {
+    el.classList.toggle("hill-cell-on", !!hi && Number(el.dataset.true) === hi.t && Number(el.dataset.pred) === hi.p);
   });
+  const note = document.querySelector(".hill-ctx .hill-cell-note");
+  if (note) note.textContent = line;
 }
 
 // ---- controls: undo, reset, fit, per-class scale, legend -----------------------------
@@ -410,12 +423,44 @@ function onDecided(s, fromServer) {
   decided = s; gone = false;
   lock(s.message);
   panel(`Decision recorded: ${s.decision}.`, `${s.message} ${s.detail || ""}`);
+  showRecorded(s.layout);
   if (first && channel) channel.postMessage({ decided: true, message: s.message, detail: s.detail || "", decision: s.decision });
   if (!acked) {
     acked = true;
-    server.status({ page: PAGE, locked: true }).catch(() => {});
+    // The reply carries the recorded layout, which a tab told by another tab has not seen.
+    server.status({ page: PAGE, locked: true }).then((r) => { if (r && r.decided) showRecorded(r.layout); }).catch(() => {});
   }
   if (!fromServer) checkNow(); // heard from another tab: confirm with the server when it answers
+}
+
+let shownRecorded = false;
+function showRecorded(layout) {
+  // Every tab shows what was recorded, not its own edits: the file's positions, labels and
+  // exclusions (interaction_app/recorder.py layout_changes: only the rows that differ from
+  // the snapshot). Skip, stop and an unedited approve record the model's own layout.
+  if (!layout || !Array.isArray(layout.sample_id) || shownRecorded) return;
+  shownRecorded = true; drag = null; undoStack.length = 0;
+  X.set(X0); Y.set(Y0); MV.fill(0); LA.set(CUR0); EX.set(EXC0); S.fill(1);
+  const row = new Map();
+  for (let i = 0; i < N; i++) row.set(IDS[i], i);
+  layout.sample_id.forEach((id, k) => {
+    const i = row.get(id);
+    if (i === undefined) return;
+    X[i] = layout.x[k]; Y[i] = layout.y[k]; MV[i] = layout.moved[k] ? 1 : 0;
+    LA[i] = layout.label[k]; EX[i] = layout.excluded[k] ? 1 : 0;
+  });
+  for (let c = 0; c < C; c++) { // each handle at its class's recorded mean (C0 is the snapshot's)
+    let dx = 0, dy = 0;
+    for (const i of members[c]) { dx += X[i] - X0[i]; dy += Y[i] - Y0[i]; }
+    const n = members[c].length || 1;
+    T[2 * c] = dx / n; T[2 * c + 1] = dy / n;
+    for (const i of members[c]) if (MV[i]) { RX[i] = X[i] - T[2 * c]; RY[i] = Y[i] - T[2 * c + 1]; }
+  }
+  const moved = layout.moved.filter(Boolean).length, shifted = layout.sample_id.length;
+  $(".hill-readout").textContent = shifted
+    ? `Showing the recorded layout: ${shifted} item(s) differ from the model's (${moved} moved one by one).`
+    : "Showing the recorded layout: the model's own, unedited.";
+  syncControls(); refreshPanels(); schedule();
 }
 
 async function pollStatus() {
@@ -452,6 +497,7 @@ root.hill = {
   isLocked: () => locked,
   decidedHere: (s) => onDecided(s, true), // Confirm's reply: the server's own lines
   decided: () => decided,
+  shownRecorded: () => shownRecorded,
   undoDepth: () => undoStack.length,
   statusReplies: () => replies, // a test waits for a tab's first poll, not for a second
   dataPerPixel: () => 1 / cam.k,
