@@ -255,7 +255,7 @@ class Tracker:
         ``data`` is the run's :class:`hill_core.data.base.DataBundle`.
         """
         step = int(summary["epochs_trained"])
-        self._later(self.client.log_inputs, self.run_id, datasets=data_inputs(data))
+        self._later(log_inputs, self.client, self.run_id, data_inputs(data))
         scores = {"test_acc": summary["test_accuracy"], "test_f1": summary["test_macro_f1"]}
         self.log_history([{**scores, "epoch": step}])
         self._later(self.log_model, model, input_example(data), step)
@@ -437,6 +437,31 @@ def run_tags(cfg: Config, tags: dict[str, str]) -> dict[str, str]:
         "hill.config_hash": cfg.hash(),
         **{k: v for k, v in tags.items() if v},
     }
+
+
+# How a tracking store says a row already exists (SQLite, PostgreSQL, MySQL; through a server
+# the same text comes back in the error).
+DUPLICATE_ROW = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+INPUT_TRIES = 3
+
+
+def log_inputs(client, run_id: str, datasets: list[Any]) -> None:
+    """``client.log_inputs``, tried again when another run stored the same dataset first.
+
+    MLflow's store looks a dataset up by (experiment, name, digest) and inserts it when absent,
+    in two steps: two runs of one experiment logging the same split at the same moment (a
+    study's pairs) both find it absent and the second insert fails on the unique key. Tried
+    again, the lookup finds the row the other run stored and only links this run to it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(INPUT_TRIES):
+        try:
+            client.log_inputs(run_id, datasets=datasets)
+            return
+        except MlflowException as err:
+            if attempt == INPUT_TRIES - 1 or not any(s in str(err) for s in DUPLICATE_ROW):
+                raise
 
 
 def data_inputs(data) -> list[Any]:
