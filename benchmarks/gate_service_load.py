@@ -7,12 +7,14 @@ Starts a Prefect test server, suspends one real flow run per gate on it (as a de
 suspends at its gate: Suspended, waiting for ``GateDecisionInput``), writes each gate's ticket
 and ``--points``-point snapshot, starts the service in this process on loopback, and lets
 ``--editors`` threads use the pages as the page's script does, each with its own connection:
-the page, Gradio's config, the snapshot, the live readout per drag, the status poll, an item
-preview, then the decision through the JSON API. Editors work in pairs on the same gate and
-send their decisions at the same moment: one wins (200), the other must get 409. Editors keep
-a person's pace (``PERSON``: arriving over 5 s, a 1 s look before dragging, readouts 80 ms
-apart, as the page sends them); ``--stress`` drops every pause. The service runs in its own
-process, so its CPU use (one core at most: one event loop) is a figure too.
+the page, Gradio's config, the page's opening (its points), the snapshot API, the live readout
+per drag, the status poll, an item preview, then the decision through the JSON API. Editors
+work in pairs on the same gate and send their decisions at the same moment: one wins (200),
+the other must get 409. Editors keep a person's pace (``PERSON``: arriving over 5 s, a 1 s
+look before dragging, readouts 80 ms apart, as the page sends them); ``--stress`` drops every
+pause. The service runs in its own process, so its CPU use (one core at most: one event loop)
+is a figure too, and so is the editors' own (one process: its threads queue for one
+interpreter lock, and that wait is in every latency they measure).
 
 Prints the p95 latency of each request kind (target 250 ms), how long until every gate was
 listed, and the decisions and resumes counted. Start-up, idle CPU and the RSS growth after 80
@@ -46,8 +48,11 @@ from flow_helpers import prefect_test_server  # noqa: E402
 from report import Figure, add_json_argument, emit  # noqa: E402
 from test_gate_service import running_service, write_gate  # noqa: E402
 
-# The page's request kinds, in the order an editor makes them (first_page builds the page).
-KINDS = ("first_page", "page", "config", "snapshot", "readout", "status", "item", "decision")
+# The page's request kinds, in the order an editor makes them (first_page builds the gate's
+# state; opening is the page's script fetching its points, side panel and title).
+KINDS = (
+    "first_page", "page", "config", "opening", "snapshot", "readout", "status", "item", "decision"
+)  # fmt: skip
 DRAGS = 5  # readout calls per editor per gate: the page sends one per drag
 HOST = "127.0.0.1"
 P95_TARGET_MS = 250.0
@@ -88,6 +93,7 @@ class LoadResult:
     answers: dict[str, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)  # unexpected answers, one line each
     lock: threading.Lock = field(default_factory=threading.Lock)
+    driver_busy: float = float("nan")  # the editors' process's CPU while they worked, % of a core
 
     def add(self, kind: str, seconds: float) -> None:
         with self.lock:
@@ -192,6 +198,7 @@ def edit_gate(client, gate: LoadGate, decision, barrier, result: LoadResult, pac
     timed(result, "first_page", lambda: client.get(page, params={"token": gate.token}))
     config = timed(result, "config", lambda: client.get(f"{gate.path}/config")).json()
     plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+    server_fn(client, gate, result, plot["id"], session, "opening", [])  # the page's points
     snapshot = timed(result, "snapshot", lambda: client.get(f"{gate.path}/api/snapshot")).json()
     ids, xs, ys = snapshot["sample_id"], snapshot["x"], snapshot["y"]
     moved = []
@@ -345,7 +352,9 @@ def run_load(
     start = time.perf_counter()
     with service(run_dir) as base:
         listed_s = time.perf_counter() - start + wait_all_listed(base, gates_n)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         result = run_editors(base, gates, editors, pace)
+        result.driver_busy = 100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         decided = [g for g in gates if any(code == 200 for code, _ in result.answers[g.path])]
         resumed = wait_resumed(decided, resume_s)  # retries happen while the service runs
     return gates, listed_s, result, resumed
@@ -396,6 +405,9 @@ def main() -> None:
     figures.append(Figure("flow runs resumed exactly once", once, "runs", ">=", len(gates)))
     figures.append(Figure("service CPU while serving the load", busy[0], "% core", "", None,
                           "its own process; 100 % = one core saturated"))  # fmt: skip
+    figures.append(Figure("editors' CPU (this driver, one process)", result.driver_busy,
+                          "% core", "", None, "50 threads under one interpreter lock: near 100 "
+                          "% its own queueing adds to every latency"))  # fmt: skip
     emit(figures, args.json)
     for line in result.errors[:10]:
         print("error:", line)

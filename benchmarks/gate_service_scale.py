@@ -7,7 +7,8 @@ the service in this process on loopback (as ``hill gates serve`` configures it),
 
 - seconds from start until ``/api/gates`` lists every gate;
 - idle CPU, in % of one core, over 10 s with every gate waiting and nobody looking;
-- a page's first request (its Gradio app is built then) and a later one, median over 10 gates;
+- a page's first request (its state is built then: snapshot, recorder) and a later one,
+  median over 10 gates;
 - RSS growth after ``--cycles`` gates were, one after the other, opened, decided through the
   JSON API and freed (the service scans every 0.5 s here, so a cycle takes about a second).
 

@@ -1,37 +1,33 @@
-"""The gate page: ``build_gate_app(snapshot, context, on_decision) -> gr.Blocks``.
+"""The gate page: ``build_page_app(pages) -> gr.Blocks``, one app for every gate it serves, and
+``build_gate_app(snapshot, context, on_decision)``, that app serving one gate.
 
-The scatter is a ``gr.HTML`` whose own script (static/gate_*.js) draws on a canvas and keeps the
-edit state in the browser. Python sees that state three ways: the live readout (a server
-function the script calls while dragging), the decision buttons (whose ``js`` hook reads the
-script's rows), and the ``snapshot``/``submit`` API endpoints for scripts and tests. Every
-decision goes through one :class:`GateRecorder`, so it is validated, written and reported once.
+The page holds nothing of a gate (:class:`~interaction_app.page_state.GatePage` does): each
+callback asks ``pages(request)`` for its gate. The scatter is a ``gr.HTML`` whose own script
+(static/gate_*.js) draws on a canvas and keeps the edit state in the browser. Python sees that
+state three ways: the live readout (a server function the script calls while dragging), the
+decision buttons (whose ``js`` hook reads the script's rows), and the ``snapshot``/``submit``
+API endpoints for scripts and tests. Every decision goes through the gate's one
+:class:`GateRecorder`, so it is validated, written and reported once.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
-from fastapi import HTTPException
+from fastapi import HTTPException, Response
 
-from hill_core.edits import (
-    EditsError,
-    edits_summary,
-    make_edits,
-    snapshot_state,
-    validate_snapshot,
-)
+from hill_core.edits import EditsError, edits_summary, make_edits, snapshot_state
 from interaction_app.context import DECISIONS, UNEDITED_APPROVE, GateContext, GateDecision
-from interaction_app.layout import Readout, view_payload
 from interaction_app.ops import OpsError, check_ops, check_sample_id
-from interaction_app.panels import context_html
-from interaction_app.presence import POLL_S, PollError, Presence, check_poll
+from interaction_app.page_state import GatePage
+from interaction_app.presence import PollError, check_poll
 from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.rows import PageEdit, rows_to_edits
 
@@ -43,6 +39,7 @@ STATIC = Path(__file__).parent / "static"
 # is dropped (~3 MiB held at most). An open tab's status poll (every 1.5 s) keeps its own
 # session recent; one dropped all the same asks its Confirm again.
 SESSIONS = 64
+QUEUE_IDLE_S = 0.01
 PLOT_ID = "hill-plot"
 # One scope, joined in this order; gate_start.js last, once every part has declared its state.
 JS_PARTS = (
@@ -53,6 +50,20 @@ JS_PARTS = (
     "gate_labels.js",
     "gate_suspects.js",
     "gate_start.js",
+)
+CONTEXT_ID = "hill-context"
+GONE = "this gate is decided and its page closed; it no longer accepts edits"
+# The page's script: the parts above in one scope, run once the gate's opening has arrived
+# (gate_state.js reads ``page``: its points, side panel and title); if the gate is gone by
+# then, the plot's status line says so.
+PAGE_JS = (
+    "server.opening().then((page) => {\n"
+    + "\n".join((STATIC / name).read_text() for name in JS_PARTS)
+    + "\n}, (err) => {\n"
+    "  const line = element.querySelector('.hill-status');\n"
+    "  const why = (err && err.message) || err;\n"
+    "  if (line) line.textContent = `This gate's page could not open: ${why}`;\n"
+    "});\n"
 )
 PLOT_TEMPLATE = """
 <div class="hill-root" tabindex="0">
@@ -125,39 +136,86 @@ def build_gate_app(
     context: GateContext,
     on_decision: Callable[[GateDecision], None],
 ) -> gr.Blocks:
-    """Build (not launch) the gate page for one gate.
+    """Build (not launch) the page of one gate: the page app (:func:`build_page_app`) serving
+    this gate alone, whatever the request's path.
 
     Args:
         snapshot: the gate's snapshot table (sample_id, label, class_name, pred, x, y), N rows.
         context: what the person needs to decide and where the decision goes.
         on_decision: called once, after the edits Parquet is written, with the decision.
     """
-    note = snapshot_note(len(snapshot), context, snapshot.attrs.get("note", ""))
-    snapshot = validate_snapshot(snapshot)
-    recorder = GateRecorder(snapshot, context, on_decision)
-    readout = Readout(snapshot, len(context.class_names), context.weights)
-    presence = Presence()
-    items = ItemLookup(snapshot)
-    title = f"hill gate · {context.run_name} · epoch {context.gate_epoch}"
+    page = GatePage(snapshot, context, on_decision)
+    demo = build_page_app(lambda request: page, title=page.title)
+    demo.gate_recorder = page.recorder  # GateServer.decide records timeouts through the same lock
+    demo.gate_presence = page.presence  # GateServer.close waits for open pages to lock
+    return demo
+
+
+def build_page_app(
+    pages: Callable[[gr.Request], GatePage | None],
+    title: str = "hill gate",
+    sessions: int = SESSIONS,
+) -> gr.Blocks:
+    """Build (not launch) the gate page app: one Blocks for every gate it serves.
+
+    Nothing of a gate is built into the page: each callback asks ``pages(request)`` for the
+    gate of the request (None: it is gone, answered 410), and the page's script opens with the
+    gate's points, side panel and title from the ``opening`` server function. So the gate
+    service builds one app at start-up, and a first visit of a gate costs its state
+    (:class:`GatePage`), not a Gradio app (~80 ms of CPU and ~85 routes each, the largest share
+    of the service's load with 100 gates).
+
+    Args:
+        pages: the gate a request is for (its path names it in the service).
+        title: the browser tab's title until the script sets the gate's own.
+        sessions: browser sessions Gradio keeps state for (least recently used dropped).
+    """
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                _plot(snapshot, context, recorder, readout, presence, items, note)
+                _plot(pages)
             with gr.Column(scale=1, min_width=320):
-                status, buttons = _decision_panel(recorder)
-                gr.HTML(context_html(context), css_template=_css(), js_on_load=CONFUSION_JS)
-        _api(snapshot, context, recorder, items)
-        demo.load(
-            partial(_status_update, recorder),
-            outputs=[status, buttons],
-            api_visibility="private",
-        )
-    demo.gate_recorder = recorder  # GateServer.decide records timeouts through the same lock
-    demo.gate_presence = presence  # GateServer.close waits for open pages to lock
-    demo.state_session_capacity = SESSIONS  # read when an app is made of it (mounted)
+                status, buttons = _decision_panel(pages)
+                gr.HTML(
+                    '<div class="hill-context"></div>',
+                    elem_id=CONTEXT_ID,
+                    css_template=_css(),
+                    js_on_load=CONFUSION_JS,
+                )
+        _api(pages)
+
+        def status_on_load(request: gr.Request):
+            """On page load: a tab opened after the decision shows it instead of the buttons."""
+            recorder = _event_page(pages, request).recorder
+            if recorder.decision is None:
+                return gr.Markdown(), gr.Row()
+            return gr.Markdown(_decided_text(recorder)), gr.Row(visible=False)
+
+        demo.load(status_on_load, outputs=[status, buttons], api_visibility="private")
+    demo.state_session_capacity = sessions  # read when an app is made of it (mounted)
+    # Gradio's queue looks for new events every 1 ms while it has none: ~1,000 wake-ups a
+    # second, 2-3 % of a core for a gate service that waits all day. Every 10 ms (as its
+    # progress loop already does) costs a click at most 10 ms more.
+    demo._queue.sleep_when_free = QUEUE_IDLE_S
     _name_missing_inputs(demo)
     _forget_finished_calls(demo)
     return demo
+
+
+def _event_page(pages, request: gr.Request) -> GatePage:
+    """The gate of an event (a button, the page load, an API call); gone: one gr.Error."""
+    page = pages(request)
+    if page is None:
+        raise gr.Error(GONE, print_exception=False)
+    return page
+
+
+def _server_page(pages, request: gr.Request, what: str) -> GatePage:
+    """The gate of a server-function call; gone: 410 with one line (as the service's routes)."""
+    page = pages(request)
+    if page is None:
+        raise HTTPException(status_code=410, detail=f"{what}: {GONE}")
+    return page
 
 
 def _name_missing_inputs(demo: gr.Blocks) -> None:
@@ -221,106 +279,58 @@ def _css() -> str:
     return (STATIC / "gate.css").read_text()
 
 
-def snapshot_note(rows: int, context: GateContext, note: str = "") -> str:
-    """The page's line about the snapshot: ``context.snapshot_note`` or ``note`` as given, else
-    one when it holds fewer items than ``hill.snapshot_size`` asked for (a smaller training
-    set: all of it is shown)."""
-    if context.snapshot_note or note:
-        return context.snapshot_note or note
-    if not context.snapshot_size or rows >= context.snapshot_size:
-        return ""
-    return (
-        f"This snapshot holds {rows} items, fewer than hill.snapshot_size="
-        f"{context.snapshot_size}: the training set is smaller, so all of it is shown."
-    )
+def _plot(pages) -> gr.HTML:
+    """The canvas scatter; its script opens with the gate's ``opening`` and calls the readout,
+    status and item previews while the person works, all as server functions."""
 
+    async def opening(_: Any = None, request: gr.Request = None) -> Response:
+        # The bytes as serialized once per gate (GatePage.opening): FastAPI passes a Response
+        # through, where a dict of 2,000 points would cost ~20 ms of encoding per tab.
+        page = _server_page(pages, request, "opening")
+        return Response(page.opening(), media_type="application/json")
 
-def _plot(snapshot, context, recorder, readout, presence: Presence, items: ItemLookup, note: str):
-    """The canvas scatter, with the readout, status and item previews as server functions."""
-
-    async def readout_fn(ops: dict[str, Any]) -> dict[str, float]:
+    async def readout(ops: dict[str, Any], request: gr.Request = None) -> dict[str, float]:
         # A coroutine runs on the server's event loop instead of hopping to a worker thread and
         # back: the call is ~1 ms of NumPy (Readout), less than the hop costs on a busy machine.
+        page = _server_page(pages, request, "readout")
         try:
-            checked = check_ops(ops, len(context.class_names))
+            checked = check_ops(ops, len(page.context.class_names))
         except OpsError as err:  # FastAPI answers 400 with the line (not a 500, a traceback)
             raise HTTPException(status_code=400, detail=f"readout: {err}") from None
         try:
-            return readout(checked)
+            return page.readout(checked)
         except (EditsError, ValueError) as err:  # finite, but past float32 once combined
             raise HTTPException(status_code=400, detail=f"readout: ops: {err}") from None
 
-    def status_fn(info: Any = None) -> dict[str, Any]:
+    def status(info: Any = None, request: gr.Request = None) -> dict[str, Any]:
+        page = _server_page(pages, request, "status")
         try:
             check_poll(info)
         except PollError as err:  # as the readout: 400 naming the field, never counted
             raise HTTPException(status_code=400, detail=f"status: {err}") from None
-        presence.seen(info)
-        if recorder.decision is None:
+        page.presence.seen(info)
+        if page.recorder.decision is None:
             return {"decided": False, "message": ""}
-        return decided_lines(recorder)
+        return decided_lines(page.recorder)
 
-    def item_fn(sample_id: Any = None) -> dict[str, Any]:
+    def item(sample_id: Any = None, request: gr.Request = None) -> dict[str, Any]:
+        page = _server_page(pages, request, "item")
         try:
             sample_id = check_sample_id(sample_id)
         except OpsError as err:  # as the readout: 400 naming the field
             raise HTTPException(status_code=400, detail=f"item: {err}") from None
-        return {"sample_id": sample_id, "item": items.get(sample_id)}
+        return {"sample_id": sample_id, "item": page.items.get(sample_id)}
 
-    readout_fn.__name__, status_fn.__name__, item_fn.__name__ = "readout", "status", "item"
     return gr.HTML(
         html_template=PLOT_TEMPLATE,
         css_template=_css(),
-        js_on_load="\n".join((STATIC / name).read_text() for name in JS_PARTS),
-        server_functions=[readout_fn, status_fn, item_fn],
+        js_on_load=PAGE_JS,
+        server_functions=[opening, readout, status, item],
         elem_id=PLOT_ID,
-        view=view_payload(snapshot, context.class_names),
-        gate={
-            "key": f"{context.run_id}:{context.gate_epoch}",
-            "note": note,
-            "has_items": bool(items),
-            "status_ms": int(1000 * POLL_S),
-        },
     )
 
 
-class ItemLookup:
-    """``sample_id -> preview`` from the snapshot's optional ``item`` column (hill_core/snapshot.py:
-    an image data URL or a line of text). Ids arrive as JSON numbers, possibly 3.0.
-
-    The table is built at the first lookup (the first hover), not while the page starts: for
-    10,000 rows it takes ~25 ms that the page's first answer need not wait for.
-    """
-
-    def __init__(self, snapshot: pd.DataFrame):
-        self._ids = snapshot["sample_id"]
-        self._items = snapshot["item"] if "item" in snapshot.columns else None
-        self._table: dict[int, str] | None = None
-
-    def __bool__(self) -> bool:
-        """Whether any row has a preview (stops at the first one)."""
-        return self._items is not None and any(_is_preview(item) for item in self._items)
-
-    def get(self, sample_id: Any, default: Any = None) -> Any:
-        if isinstance(sample_id, float) and sample_id.is_integer():
-            sample_id = int(sample_id)
-        if not isinstance(sample_id, int) or isinstance(sample_id, bool):
-            return default
-        return self._lookup().get(sample_id, default)
-
-    def _lookup(self) -> dict[int, str]:
-        # Two threads building it at once build the same table: no lock needed.
-        if self._table is None:
-            pairs = zip(self._ids, self._items if self._items is not None else (), strict=False)
-            self._table = {int(sid): item for sid, item in pairs if _is_preview(item)}
-        return self._table
-
-
-def _is_preview(item: Any) -> bool:
-    return isinstance(item, str) and bool(item)
-
-
-def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
+def _decision_panel(pages) -> tuple[gr.Markdown, gr.Row]:
     """Approve / Skip / Stop, each through a confirmation step; returns status line and buttons."""
     pending = gr.State(None)  # the decision awaiting confirmation, per browser session
     status = gr.Markdown("**Waiting for your decision.**", elem_id="hill-decision-status")
@@ -340,7 +350,7 @@ def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
     panel = [confirm_box, buttons]
     for button, decision in asks:
         button.click(
-            partial(_ask, recorder, decision),
+            _asker(pages, decision),
             inputs=edits,
             outputs=[pending, confirm_text, *panel],
             js=READ_EDITS_JS,
@@ -351,8 +361,18 @@ def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
         outputs=[pending, *panel],
         api_visibility="private",
     )
+
+    def confirm_fn(edits: Any, pending: str | None, request: gr.Request):
+        """Record the pending decision with the plot's current edits."""
+        recorder = _event_page(pages, request).recorder
+        if pending not in DECISIONS:
+            raise gr.Error("Nothing to confirm: press Approve, Skip or Stop run first.")
+        _record(recorder, pending, edits)
+        lines = decided_lines(recorder)
+        return _decided_text(recorder), lines, gr.Group(visible=False), gr.Row(visible=False)
+
     confirm.click(
-        partial(_confirm, recorder),
+        confirm_fn,
         inputs=[edits, pending],
         outputs=[status, decided, *panel],
         js=READ_EDITS_JS,
@@ -361,29 +381,19 @@ def _decision_panel(recorder: GateRecorder) -> tuple[gr.Markdown, gr.Row]:
     return status, buttons
 
 
-def _ask(recorder: GateRecorder, decision: str, edits: Any):
-    """Show what ``decision`` will do; for approve, check the edits first and size them."""
-    edit = ""
-    if decision == "approve":
-        edit = _describe(recorder, _edit(recorder, edits))
-    text = CONFIRM_TEXT[decision].format(edit=edit)
-    return decision, text, gr.Group(visible=True), gr.Row(visible=False)
+def _asker(pages, decision: str):
+    """The click of ``decision``'s button: show what it will do; for approve, check the edits
+    first and size them. (A closure, not a partial: Gradio finds gr.Request by annotation.)"""
 
+    def ask(edits: Any, request: gr.Request):
+        recorder = _event_page(pages, request).recorder
+        edit = ""
+        if decision == "approve":
+            edit = _describe(recorder, _edit(recorder, edits))
+        text = CONFIRM_TEXT[decision].format(edit=edit)
+        return decision, text, gr.Group(visible=True), gr.Row(visible=False)
 
-def _confirm(recorder: GateRecorder, edits: Any, pending: str | None):
-    """Record the pending decision with the plot's current edits."""
-    if pending not in DECISIONS:
-        raise gr.Error("Nothing to confirm: press Approve, Skip or Stop run first.")
-    _record(recorder, pending, edits)
-    lines = decided_lines(recorder)
-    return _decided_text(recorder), lines, gr.Group(visible=False), gr.Row(visible=False)
-
-
-def _status_update(recorder: GateRecorder):
-    """On page load: a tab opened after the decision shows it instead of the buttons."""
-    if recorder.decision is None:
-        return gr.Markdown(), gr.Row()
-    return gr.Markdown(_decided_text(recorder)), gr.Row(visible=False)
+    return ask
 
 
 def decided_lines(recorder: GateRecorder) -> dict[str, Any]:
@@ -474,20 +484,22 @@ def _record(recorder: GateRecorder, decision: str, edits: Any) -> GateDecision:
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder, items) -> None:
-    """``/snapshot`` and ``/submit``: drive a gate from a script, without a browser."""
+def _api(pages) -> None:
+    """``/snapshot``, ``/submit`` and ``/item``: drive a gate from a script, without a browser."""
 
-    def snapshot_api() -> dict:
+    def snapshot_api(request: gr.Request) -> dict:
         """The gate's snapshot (one list per column) and its context."""
+        page = _event_page(pages, request)
+        ctx, recorder = page.context, page.recorder
         return {
-            **view_payload(snapshot, context.class_names),
-            "run_name": context.run_name,
-            "run_id": context.run_id,
-            "gate_epoch": context.gate_epoch,
+            **json.loads(page.view_json()),
+            "run_name": ctx.run_name,
+            "run_id": ctx.run_id,
+            "gate_epoch": ctx.gate_epoch,
             "decided": recorder.decision.decision if recorder.decision else None,
         }
 
-    def submit_api(rows: list[dict], decision: str) -> dict:
+    def submit_api(rows: list[dict], decision: str, request: gr.Request) -> dict:
         """Record a decision. rows: [{sample_id, x, y, moved?, label?, label_after?, excluded?}],
         the points you changed.
 
@@ -496,6 +508,7 @@ def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder, i
         true takes it out of training ("not a valid item"). decision: approve, skip or stop.
         Returns {decision, edits_path, edits_sha256}.
         """
+        recorder = _event_page(pages, request).recorder
         if not isinstance(rows, list):  # None too: "no rows" is [] here, as in the JSON API
             raise gr.Error(
                 f"rows must be a list of {{sample_id, x, y, moved}} objects, got "
@@ -509,11 +522,11 @@ def _api(snapshot: pd.DataFrame, context: GateContext, recorder: GateRecorder, i
             "edits_sha256": result.edits_sha256,
         }
 
-    def item_api(sample_id: int) -> dict:
+    def item_api(sample_id: int, request: gr.Request) -> dict:
         """One item's preview: {sample_id, item}; item is a data: URL of a small image (image
         data, a signal's sparkline) or a line of text (a table row), None when the snapshot
         has none."""
-        return {"sample_id": sample_id, "item": items.get(sample_id)}
+        return {"sample_id": sample_id, "item": _event_page(pages, request).items.get(sample_id)}
 
     gr.api(snapshot_api, api_name="snapshot")
     gr.api(submit_api, api_name="submit")

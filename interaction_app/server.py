@@ -17,7 +17,7 @@ from hill_core.config import Config, GateConfig
 from hill_core.edits import EditsError, read_snapshot
 from hill_core.loop import gate_file
 from hill_core.losses import LossWeights
-from interaction_app.app import build_gate_app, snapshot_note
+from interaction_app.app import build_gate_app
 from interaction_app.context import GateContext, GateDecision
 from interaction_app.gate_checks import (  # noqa: F401  (server's names for its callers)
     GateServerError,
@@ -33,6 +33,7 @@ from interaction_app.http_safety import (
     page_guards,
     trust_proxies_of_pages,
 )
+from interaction_app.page_state import snapshot_note
 from interaction_app.recorder import GateClosedError
 
 # After a decision: the longest the page stays up for its open tabs to lock. Tabs poll every

@@ -191,7 +191,7 @@ def wait_ready(page) -> None:
 
 
 def server_fn(url: str, name: str, data) -> dict:
-    """Call one of the plot's server functions (readout, status, item) as the page's script
+    """Call one of the plot's server functions (opening, readout, status, item) as the page's script
     does, through Gradio's /component_server route."""
     config = json.loads(urllib.request.urlopen(f"{url}config", timeout=60).read())
     plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")

@@ -20,8 +20,8 @@ from app_helpers import server_fn, synthetic_context, synthetic_snapshot
 from hill_core.config import Config, GateConfig
 from hill_core.edits import make_edits, read_edits, write_snapshot
 from hill_core.teacher import teacher_from_edits
-from interaction_app.app import snapshot_note
 from interaction_app.layout import Readout
+from interaction_app.page_state import snapshot_note
 from interaction_app.presence import Presence
 from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.server import GateServerError, launch_gate, serve_snapshot_file
@@ -339,10 +339,9 @@ def test_item_endpoint_and_server_function_serve_one_preview(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:  # an id is a number
             server_fn(server.url, "item", "3006")
         assert refused.value.code == 400 and "sample_id" in refused.value.read().decode()
-        config = json.loads(urllib.request.urlopen(f"{server.url}config").read())
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    assert plot["props"]["props"]["gate"]["has_items"] is True
-    assert "item" not in plot["props"]["props"]["view"]  # previews come one by one, on hover
+        opening = server_fn(server.url, "opening", [])
+    assert opening["gate"]["has_items"] is True
+    assert "item" not in opening["view"]  # previews come one by one, on hover
 
 
 def test_snapshot_note_on_the_page(tmp_path):
@@ -355,6 +354,7 @@ def test_snapshot_note_on_the_page(tmp_path):
     assert snapshot_note(300, replace(context, snapshot_size=0)) == ""
     assert snapshot_note(300, context, "from take_snapshot") == "from take_snapshot"
     with launch_gate(synthetic_snapshot(300), context, print, GateConfig()) as server:
-        config = json.loads(urllib.request.urlopen(f"{server.url}config").read())
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    assert plot["props"]["props"]["gate"]["note"] == snapshot_note(300, context)
+        opening = server_fn(server.url, "opening", [])
+    assert opening["gate"]["note"] == snapshot_note(300, context)
+    assert opening["title"] == f"hill gate · {context.run_name} · epoch {context.gate_epoch}"
+    assert len(opening["view"]["x"]) == 300 and "hill-ctx" in opening["context_html"]

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import uvicorn
 from app_helpers import synthetic_context, synthetic_snapshot
-from flow_helpers import prefect_test_server
+from flow_helpers import TEST_SERVER_START_S, prefect_test_server
 
 from hill_core.config import GateConfig
 from hill_core.edits import read_edits, write_snapshot
@@ -92,7 +92,9 @@ def running_service(
         target=contextvars.copy_context().run, args=(server.run,), daemon=True
     )
     thread.start()
-    deadline = time.monotonic() + 30
+    # A bound on a hang, not a wait: a started server is used at once (a loaded machine took
+    # seconds; uvicorn's own start has no limit).
+    deadline = time.monotonic() + TEST_SERVER_START_S
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "service did not start"
         time.sleep(0.02)
@@ -178,6 +180,37 @@ def test_pages_are_built_on_their_first_request_only(run_dir):
         assert page.status_code == 200 and "hill-plot" in page.text
         built = [g["run"] for g in client.get("/api/gates").json() if g["page_built"]]
         assert built == ["r7"]
+
+
+def test_one_page_app_serves_each_gate_its_own_points_and_decision(run_dir):
+    """Every gate is served by the one page app; what a tab gets and does is its own gate's:
+    the opening (points, title), the readout (of its snapshot), the status and the decision
+    through the page's buttons' recorder. Another gate stays untouched."""
+    small, small_token = write_gate(run_dir, run="small", n=40)
+    large, large_token = write_gate(run_dir, run="large", epoch=6, n=300)
+    with running_service(run_dir) as base, httpx.Client(base_url=base, timeout=60) as client:
+        for ticket, token in ((small, small_token), (large, large_token)):
+            assert client.get(f"{ticket.page_path()}/", params={"token": token}).status_code == 200
+        config = client.get(f"{small.page_path()}/config").json()
+        plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
+
+        def call(ticket, name, data):
+            body = {"session_hash": "s1", "component_id": plot["id"], "fn_name": name, "data": data}
+            return client.post(f"{ticket.page_path()}/gradio_api/component_server", json=body)
+
+        openings = {t.run_name: call(t, "opening", []).json() for t in (small, large)}
+        assert len(openings["small"]["view"]["x"]) == 40
+        assert len(openings["large"]["view"]["x"]) == 300
+        assert openings["large"]["title"].endswith(" · epoch 6")
+        sid = openings["large"]["view"]["sample_id"][-1]  # in the large gate only
+        move = {"moved": [[sid, 9.0, 9.0]]}
+        assert call(large, "readout", move).json() != call(large, "readout", {}).json()
+        assert call(small, "readout", move).json() == call(small, "readout", {}).json()
+        decided = post_decision(client, small.page_path(), None, {"decision": "stop", "rows": []})
+        assert decided.status_code == 200
+        assert call(small, "status", {"page": "p1"}).json()["decision"] == "stop"
+        assert call(large, "status", {"page": "p1"}).json() == {"decided": False, "message": ""}
+    assert small.edits_path.exists() and not large.edits_path.exists()
 
 
 def test_basic_auth_guards_the_index_not_the_gate_pages(run_dir):
@@ -326,8 +359,8 @@ def _context_of(ticket: GateTicket):
 
 
 def test_a_closed_gate_frees_its_page(run_dir):
-    """Closed gates' Gradio apps were never freed (RSS grew with every gate): FastAPI's route
-    caches held them. After closing, nothing but the test's weak reference reaches the app."""
+    """Closed gates' pages were never freed (RSS grew with every gate). After closing, nothing
+    but the test's weak reference reaches the gate's page state (its snapshot, recorder)."""
     import asyncio
     import gc
     import weakref
@@ -339,7 +372,7 @@ def test_a_closed_gate_frees_its_page(run_dir):
         gates = app.state.gates
         gate = await gates.lookup(ticket.run_name, ticket.epoch)
         assert gate.live
-        page = weakref.ref(gate.blocks)
+        page = weakref.ref(gate.page)
         await gates.close_all()
         return page
 

@@ -49,27 +49,25 @@ def test_hundred_gates_fifty_editors_each_decided_and_resumed_once(tmp_path):
         assert run_input == {"decision": winner}, (gate.path, run_input)
 
 
-def test_pages_built_in_threads_at_once_are_each_built_whole(tmp_path):
-    """Gradio keeps the Blocks being built in globals: two pages built at once in two threads
-    broke one ("Cannot call api() outside of a gradio.Blocks context", a 503 for that gate),
-    found by the load test. The service builds in one thread; ``prepare_page`` itself is safe
-    from several (two services in one process, a test's own): each page comes whole."""
+def test_services_made_in_threads_at_once_each_get_a_whole_page_app(tmp_path):
+    """Gradio keeps the Blocks being built in globals: two Blocks built at once in two threads
+    broke one ("Cannot call api() outside of a gradio.Blocks context"), found by the load test
+    when each gate had its own app. Services made at once (a test's, a benchmark's) each build
+    their one page app whole."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from test_gate_service import write_gate
+    from pipelines.gate_service.service import create_app
 
-    from pipelines.gate_service.registry import prepare_page
+    def make(k: int):
+        return create_app(tmp_path / f"runs{k}", resume=lambda ticket, decided: None)
 
-    run_dir = tmp_path / "runs"
-    tickets = [write_gate(run_dir, run=f"r{k}", n=50)[0] for k in range(6)]
-    with ThreadPoolExecutor(max_workers=len(tickets)) as pool:
-        built = list(pool.map(lambda t: prepare_page(t, lambda decided: None), tickets))
-    sizes = {len(blocks.blocks) for blocks, _ in built}
-    assert len(sizes) == 1  # no page got another's components, none lost its own
-    assert [mount.path for _, mount in built] == [t.page_path() for t in tickets]
-    assert all(mount.app is blocks.app for blocks, mount in built)  # the queue's app is served
-    for blocks, _ in built:
-        blocks.close(verbose=False)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        apps = list(pool.map(make, range(6)))
+    pages = [app.state.page_app for app in apps]
+    assert len({len(page.blocks) for page in pages}) == 1  # none got another's components
+    assert len({id(page) for page in pages}) == 6
+    for page in pages:
+        page.close(verbose=False)
 
 
 def test_the_snapshot_api_splices_the_cached_view_and_the_fields_that_change(tmp_path):
@@ -85,9 +83,9 @@ def test_the_snapshot_api_splices_the_cached_view_and_the_fields_that_change(tmp
     async def before_and_after():
         gate = await app.state.gates.lookup(ticket.run_name, ticket.epoch)
         try:
-            before = json.loads(snapshot_json(gate, gate.recorder))
+            before = json.loads(snapshot_json(gate.page, ticket.deadline))
             gate.recorder.record("skip", None, None, None)
-            return before, json.loads(snapshot_json(gate, gate.recorder))
+            return before, json.loads(snapshot_json(gate.page, ticket.deadline))
         finally:
             await app.state.gates.close_all()
 

@@ -34,8 +34,8 @@ from hill_core.evaluate import latents_of
 from hill_core.projection import fit_projection
 from hill_core.snapshot import CHUNK, item_preview, take_snapshot
 from hill_core.teacher import layout_stats, teacher_from_edits
-from interaction_app.app import ItemLookup
 from interaction_app.layout import Readout, class_stats_np
+from interaction_app.page_state import ItemLookup
 
 ROOT = "document.querySelector('#hill-plot .hill-root')"
 

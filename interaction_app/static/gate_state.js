@@ -1,7 +1,9 @@
 // Gate page, part 1: the edit state. The gate's scatter is plain canvas JavaScript, no
 // libraries. app.py joins gate_state, gate_draw, gate_sprites, gate_ui, gate_labels,
 // gate_suspects and gate_start (JS_PARTS) into the body of gr.HTML's js_on_load, which provides `element`,
-// `props` and `server`; the parts share its scope.
+// `props` and `server`; the parts share its scope, inside the callback that receives `page`,
+// the gate's opening (app.py PAGE_JS, page_state.py GatePage.opening): the page app serves
+// every gate of the gate service, so nothing of a gate is in its props.
 // Edits live in data units as per-class offsets T and scales S about the original class
 // centres C0, plus per-point overrides (relative to their class offset, so a moved point
 // follows its class). interaction_app/layout.py (Readout.positions) applies the same rule.
@@ -10,8 +12,10 @@ const root = element.querySelector(".hill-root");
 const canvas = root.querySelector("canvas");
 const ctx = canvas.getContext("2d");
 const tip = root.querySelector(".hill-tip");
-const view = props.view;
-const GATE = props.gate || {}; // key (run:epoch), note, has_items, status_ms
+const view = page.view;
+const GATE = page.gate || {}; // key (run:epoch), note, has_items, status_ms
+document.title = page.title;
+document.querySelectorAll("#hill-context .hill-context").forEach((el) => { el.innerHTML = page.context_html; });
 const N = view.x.length;
 const C = view.class_names.length;
 const IDS = view.sample_id;

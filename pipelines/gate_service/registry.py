@@ -1,12 +1,14 @@
-"""The gate service's registry: which gates it serves, mounted where, and what happens to them.
+"""The gate service's registry: which gates it serves, their pages' state, and what happens to them.
 
-Gates are found as tickets (:mod:`pipelines.gate_service.ticket`) under ``base.run_dir``. An
-open one gets its page on its first request (or at its deadline), built by ``build_gate_app``
-and mounted on the running app at ``/<run>/gate/<epoch>``: a hundred waiting gates cost a
-hundred small files until someone opens one, not a hundred Gradio apps. A decision recorded
-through the page's one recorder (by the page, the JSON API or the timeout) resumes the flow
-run. A decided gate stays mounted ``close_after_s`` more, read-only, so tabs still open learn
-the decision and lock; then it answers 410.
+Gates are found as tickets (:mod:`pipelines.gate_service.ticket`) under ``base.run_dir``. One
+page app (``interaction_app.app.build_page_app``), mounted once at ``/<run>/gate/<epoch>``,
+serves them all: it asks :meth:`GateService.page_for` which gate a request is for. An open
+gate gets its state (:class:`~interaction_app.page_state.GatePage`: snapshot, recorder,
+readout) on its first request or at its deadline, so a hundred waiting gates cost a hundred
+small files until someone opens one. A decision recorded through the gate's one recorder (by
+the page, the JSON API or the timeout) resumes the flow run. A decided gate keeps its state
+``close_after_s`` more, read-only, so tabs still open learn the decision and lock; then it is
+freed and answers 410.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from fastapi import FastAPI
@@ -33,10 +35,9 @@ CLOSE_AFTER_S = 30.0  # a decided page stays up this long, read-only, for tabs s
 RETRY_FIRST_S = 2.0  # a resume that could not reach Prefect is tried again after this long,
 RETRY_MAX_S = 60.0  # doubling up to this, for as long as the service runs
 # Gradio keeps the Blocks being built in class-level globals (gradio.context.Context.root_block
-# and .block), not per thread: two pages built at once in two worker threads add components to
-# each other's page or fail ("Cannot call api() outside of a gradio.Blocks context"), seen with
-# two gates opened at the same moment. So pages are built one at a time (reading the snapshot
-# is not held to it); the lock also guards the swap of gradio.blocks.App (no_interim_apps).
+# and .block), not per thread: two Blocks built at once in two threads add components to each
+# other or fail ("Cannot call api() outside of a gradio.Blocks context"). Services made in
+# threads of one process (tests, benchmarks) build their page app under this lock.
 BUILD_LOCK = threading.Lock()
 
 
@@ -52,26 +53,27 @@ class PendingResume:
 
 @dataclass(eq=False)
 class Gate:
-    """One gate the service knows: live (page mounted), closed (decided), or broken (error)."""
+    """One gate the service knows: live (its state built), closed (decided), or broken (error)."""
 
     ticket: GateTicket
-    recorder: object | None = None  # interaction_app.recorder.GateRecorder while live
-    blocks: object | None = None  # the page's gr.Blocks while live
-    mount: object | None = None  # its starlette Mount in the app's routes while live
-    stack: AsyncExitStack | None = None  # the mounted Gradio app's lifespan
+    page: object | None = None  # interaction_app.page_state.GatePage while live
     decided_at: float | None = None  # time.monotonic() when the service saw the decision
     error: str = ""  # why the page cannot be built (answered 503)
     closed: bool = False  # its page was built and since freed: it answers 410
-    view_json: bytes | None = None  # the snapshot API's view of its N points, serialized once
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while its page is built
 
     @property
     def live(self) -> bool:
-        return self.mount is not None
+        return self.page is not None
+
+    @property
+    def recorder(self):
+        """The gate's one recorder (interaction_app.recorder.GateRecorder) while live."""
+        return self.page.recorder if self.page is not None else None
 
     def waits_for_page(self) -> bool:
         """Open, and its page not built yet (nor failed to build, nor ever closed)."""
-        built = self.blocks is not None or self.error or self.closed
+        built = self.page is not None or self.error or self.closed
         return not built and self.ticket.is_open()
 
     def decided(self) -> bool:
@@ -101,10 +103,21 @@ class GateService:
         self.pending: dict[tuple[str, int], PendingResume] = {}
         self._pending_lock = threading.Lock()
         self._freed = 0  # pages closed since the last release of their memory
-        # Pages are built one at a time (BUILD_LOCK) in their own thread: in asyncio's default
-        # pool, fifty pages waiting for the lock took all its threads (min(32, cores + 4)),
-        # and decisions (recorded in that pool) waited seconds behind them.
+        # Pages are built one at a time in their own thread: in asyncio's default pool, fifty
+        # pages built at once took all its threads (min(32, cores + 4)), and decisions
+        # (recorded in that pool) waited seconds behind them.
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-page")
+
+    def page_for(self, request) -> object | None:
+        """The live gate's page state (GatePage) a request of the page app is for, by its path
+        (``/<run>/gate/<epoch>/...``: the mount's path parameters); None when it has none."""
+        from pipelines.gate_service.auth import EPOCH, GATE_PATH
+
+        match = GATE_PATH.match(urlsplit(str(request.url)).path)
+        if match is None or not EPOCH.fullmatch(match["epoch"]):
+            return None
+        gate = self.gates.get((unquote(match["run"]), int(match["epoch"])))
+        return gate.page if gate is not None else None
 
     async def lookup(self, run: str, epoch: int) -> Gate | None:
         """The gate, scanning once more when it is new (its link may beat the next scan), with
@@ -117,7 +130,7 @@ class GateService:
         return gate
 
     async def ensure_page(self, gate: Gate) -> None:
-        """Build and mount an open gate's page if it has none yet: once, however many requests
+        """Build an open gate's page state if it has none yet: once, however many requests
         ask at the same moment (each gate has its own lock: one slow build holds up no other)."""
         if not gate.waits_for_page():
             return
@@ -131,7 +144,7 @@ class GateService:
         return sorted(waiting, key=lambda g: g.ticket.deadline)
 
     async def refresh(self) -> None:
-        """Mount new gates, record expired ones' timeouts, unmount decided and vanished ones."""
+        """Add new gates, record expired ones' timeouts, free decided and vanished ones."""
         async with self._lock:
             found = await asyncio.to_thread(scan_tickets, self.run_dir)
             for key in [k for k in self.gates if found.get(k) != self.gates[k].ticket]:
@@ -147,14 +160,11 @@ class GateService:
     async def _open(self, gate: Gate) -> None:
         path = gate.ticket.page_path()
         try:
-            build = (contextvars.copy_context().run, prepare_page, gate.ticket, self._resumer(gate))
-            blocks, mount = await asyncio.get_running_loop().run_in_executor(self._builder, *build)
+            build = (contextvars.copy_context().run, open_page, gate.ticket, self._resumer(gate))
+            gate.page = await asyncio.get_running_loop().run_in_executor(self._builder, *build)
         except Exception as err:  # noqa: BLE001 - a broken ticket must not stop the others
             gate.error = one_line(f"gate {path} cannot be served: {err}")
             log.error(gate.error)
-            return
-        gate.blocks, gate.recorder = blocks, blocks.gate_recorder
-        gate.mount, gate.stack = await mount_page(self.app, blocks, mount)
 
     async def _time_out(self, now: float) -> None:
         from interaction_app.recorder import GateClosedError
@@ -182,23 +192,17 @@ class GateService:
                 await self._close(gate)
 
     async def _close(self, gate: Gate) -> None:
-        """Unmount the page and stop its Gradio queue; the gate then answers 410."""
-        if gate.mount is not None:
-            self.app.router.routes.remove(gate.mount)
-        if gate.blocks is not None:
-            gate.blocks.close(verbose=False)
-        if gate.stack is not None:
-            await gate.stack.aclose()
-        gate.closed = gate.closed or gate.blocks is not None
-        gate.mount = gate.blocks = gate.stack = gate.recorder = gate.view_json = None
+        """Free the gate's page state; it then answers 410."""
+        gate.closed = gate.closed or gate.page is not None
+        gate.page = None
         self._freed += 1
 
     def _release(self) -> None:
-        """After a batch of closes: forget the route caches and collect once (a full
-        collection is ~50-250 ms on the loop with the web stack loaded; once per gate it held
-        every request up that long for each decided gate a scan closed)."""
+        """After a batch of closes: collect once (a gate's page and its recorder's callback
+        form a cycle; a full collection is ~50-250 ms on the loop with the web stack loaded,
+        once per gate it held every request up that long for each decided gate a scan
+        closed)."""
         if self._freed:
-            forget_route_callables()
             release_memory()
             self._freed = 0
 
@@ -249,21 +253,8 @@ class GateService:
             threading.Thread(target=context.copy().run, args=args, daemon=True).start()
 
 
-def forget_route_callables() -> None:
-    """Empty FastAPI's module-level caches of route callables (``fastapi.dependencies.models``,
-    LRU caches of 4,096 entries each keyed by the callables themselves): they held every
-    closed page's Gradio app, snapshot included, alive (found with gc.get_referrers: a closed
-    gate's Blocks stayed reachable only from ``_is_async_gen_callable_cached``). Emptying them
-    costs the next requests a re-check of each route's callables, microseconds each."""
-    from fastapi.dependencies import models
-
-    for cached in vars(models).values():
-        if callable(getattr(cached, "cache_clear", None)):
-            cached.cache_clear()
-
-
 def release_memory() -> None:
-    """Collect the closed page's cycles now (a Gradio app is a web of them) and hand the freed
+    """Collect the closed pages' cycles now and hand the freed
     heap back to the system (glibc keeps it otherwise, and the service's RSS only grows)."""
     import contextlib
     import ctypes
@@ -289,93 +280,14 @@ def scan_tickets(run_dir: Path) -> dict[tuple[str, int], GateTicket]:
     return found
 
 
-def build_page(ticket: GateTicket, on_decision):
-    """The gate's page, as the in-process gate builds it (runs in a worker thread)."""
+def open_page(ticket: GateTicket, on_decision):
+    """The gate's page state, as the in-process gate builds it (runs in a worker thread)."""
     from hill_core.edits import read_snapshot
-    from interaction_app.app import build_gate_app
+    from interaction_app.page_state import GatePage
     from pipelines.gate_service.ticket import context_of
 
     snapshot, _ = read_snapshot(ticket.snapshot_path)
-    context = context_of(ticket.context)
-    with BUILD_LOCK, no_interim_apps():
-        return build_gate_app(snapshot, context, on_decision)
-
-
-class _NoApp:
-    """Stands in for ``gradio.routes.App`` in ``gradio.blocks`` while a page is built."""
-
-    @staticmethod
-    def create_app(*args, **kwargs) -> None:
-        return None
-
-
-@contextmanager
-def no_interim_apps():
-    """Gradio builds a whole FastAPI app for a Blocks at ``queue()`` (in ``Blocks()``) and again
-    at the end of ``with gr.Blocks()``, for ``launch``; the service serves a third, made by
-    ``mount_gradio_app``. Each is ~85 routes whose pydantic models cost ~40 ms (2 cores): two
-    thirds of a page's build, profiled with cProfile. Skipped here (under BUILD_LOCK: nothing
-    else builds a Blocks meanwhile); :func:`prepare_page` gives the page the app it serves."""
-    import gradio.blocks
-
-    app = gradio.blocks.App
-    gradio.blocks.App = _NoApp
-    try:
-        yield
-    finally:
-        gradio.blocks.App = app
-
-
-def prepare_page(ticket: GateTicket, on_decision):
-    """The page's Blocks and its Gradio app as a starlette Mount at the gate's path, ready to
-    attach (runs in a worker thread).
-
-    ``mount_gradio_app`` does the costly part (the page's config, theme, the Gradio app's
-    ~85 routes: 50-300 ms) before it touches the app it mounts on; given a throwaway app here,
-    that cost is paid off the server's loop, which only attaches the Mount
-    (:func:`mount_page`). The throwaway app is also the Gradio app's ``parent_app``, which
-    Gradio asks only whether it configures CORS: neither does.
-    """
-    import gradio as gr
-
-    from interaction_app.server import theme
-
-    blocks = build_page(ticket, on_decision)
-    staging = FastAPI()
-    with BUILD_LOCK:  # it reads the Blocks' config: not while another page is half built
-        gr.mount_gradio_app(
-            staging,
-            blocks,
-            path=ticket.page_path(),
-            ssr_mode=False,  # no Node server: one process, one port
-            theme=theme(),
-            footer_links=["api"],
-            mcp_server=False,
-            pwa=False,
-            enable_monitoring=False,
-        )
-    mount = staging.router.routes[-1]
-    # The app it serves is the one its queue answers through and close() stops (launch does
-    # the same); before, an unserved app was both, and close() never stopped the served one.
-    blocks.app = mount.app
-    return blocks, mount
-
-
-async def mount_page(app: FastAPI, blocks, mount):
-    """Attach the prepared ``mount`` to the running ``app`` and start the page's queue.
-
-    ``mount_gradio_app`` expects to run before the server starts: it chains the Gradio app's
-    startup into the parent's lifespan (the throwaway one of :func:`prepare_page`, so nothing
-    keeps every page alive). Here the lifespan has already run, so the Gradio app's own
-    lifespan and startup events run now, on the server's loop.
-    """
-    app.router.routes.append(mount)
-    stack = AsyncExitStack()
-    await stack.enter_async_context(mount.app.router.lifespan_context(mount.app))
-    blocks.run_startup_events()
-    await blocks.run_extra_startup_events()
-    mount.app.startup_events_triggered = True
-    return mount, stack
+    return GatePage(snapshot, context_of(ticket.context), on_decision)
 
 
 def resume_flow(ticket: GateTicket, decided) -> bool:

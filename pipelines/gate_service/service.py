@@ -8,7 +8,7 @@ Routes:
     GET  /                                   index of open gates (no tokens)
     GET  /healthz                            "ok"
     GET  /api/gates                          open gates as JSON (no tokens)
-    *    /<run>/gate/<epoch>/...             the Gradio page (token)
+    *    /<run>/gate/<epoch>/...             the gate page: one Gradio app for every gate (token)
     GET  /<run>/gate/<epoch>/api/snapshot    the snapshot and context as JSON (token)
     POST /<run>/gate/<epoch>/api/decision    record a decision (token; source "page")
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -44,9 +43,14 @@ from interaction_app.http_safety import (
 )
 from pipelines.gate_service.api import ApiError, parse_body, read_body
 from pipelines.gate_service.auth import EPOCH, GATE_PATH, GateAccess
-from pipelines.gate_service.registry import CLOSE_AFTER_S, REFRESH_S, GateService, log
+from pipelines.gate_service.registry import BUILD_LOCK, CLOSE_AFTER_S, REFRESH_S, GateService, log
 
 API_SOURCE = "page"  # the JSON API is the page's own API: same recorder, same source
+PAGE_MOUNT = "/{run}/gate/{epoch}"  # the page app's path; GateAccess has checked run and epoch
+# Browser sessions the page app keeps state for, all gates together (least recently used
+# dropped): a few tabs for each of a team's open gates. Each holds copies of the page's
+# components (~10 KiB: nothing of a gate is in them).
+PAGE_SESSIONS = 1024
 
 
 def create_app(
@@ -87,35 +91,59 @@ def create_app(
     app.state.gates = gates
     # add_middleware puts each in front of the last: Host, uploads, access, the body cap, then
     # the check of a page's server-function calls (its body capped).
-    app.add_middleware(ServerFunctionCalls, blocks=lambda scope: gate_blocks(gates, scope))
+    page_app = app.state.page_app = mount_page_app(app, gates)
+    app.add_middleware(
+        ServerFunctionCalls, blocks=lambda scope: page_app if gate_of(gates, scope) else None
+    )
     app.add_middleware(BodyLimit, cap=lambda scope: gate_body_cap(gates, scope))
     app.add_middleware(
         GateAccess, gates=gates, basic=basic, throttle=throttle, secure_cookie=secure_cookie
     )
     app.add_middleware(NoUploads)
     app.add_middleware(HostGuard, hosts=hosts)
-    add_routes(app, gates)
     return app
+
+
+def mount_page_app(app: FastAPI, gates: GateService):
+    """Build the page app once and mount it at every gate's path, after the service's own
+    routes (they match first). A gate's first visit then costs its state, not a Gradio app:
+    ~80 ms of CPU per gate and ~85 routes each, the largest share of the service's work with
+    100 gates (benchmarks/gate_service_load.py, profiled)."""
+    import gradio as gr
+
+    from interaction_app.app import build_page_app
+    from interaction_app.server import theme
+
+    add_routes(app, gates)
+    with BUILD_LOCK:
+        page_app = build_page_app(gates.page_for, sessions=PAGE_SESSIONS)
+        gr.mount_gradio_app(
+            app,
+            page_app,
+            path=PAGE_MOUNT,
+            ssr_mode=False,  # no Node server: one process, one port
+            theme=theme(),
+            footer_links=["api"],
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+        )
+    return page_app
 
 
 def gate_body_cap(gates: GateService, scope) -> int:
     """The cap for a request: its gate's (by snapshot size; GateAccess has let only live gates
     through), else the envelope alone (the service's own routes take no body)."""
+    gate = gate_of(gates, scope)
+    return body_cap(len(gate.page.snapshot) if gate else 0)
+
+
+def gate_of(gates: GateService, scope):
+    """The live gate a request's path is under, None when it has none."""
     match = GATE_PATH.match(scope["path"])
     if match and EPOCH.fullmatch(match["epoch"]):
         gate = gates.gates.get((match["run"], int(match["epoch"])))
-        recorder = gate.recorder if gate else None
-        if recorder is not None:
-            return body_cap(len(recorder.snapshot))
-    return body_cap(0)
-
-
-def gate_blocks(gates: GateService, scope):
-    """The page (gr.Blocks) a request's path is under, None when it has none."""
-    match = GATE_PATH.match(scope["path"])
-    if match and EPOCH.fullmatch(match["epoch"]):
-        gate = gates.gates.get((match["run"], int(match["epoch"])))
-        return gate.blocks if gate else None
+        return gate if gate is not None and gate.live else None
     return None
 
 
@@ -159,10 +187,10 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
     @app.get("/{run}/gate/{epoch:int}/api/snapshot")
     def snapshot(run: str, epoch: int) -> Response:
         gate = gates.gates.get((run, epoch))
-        recorder = gate.recorder if gate else None
-        if recorder is None:  # unmounted between the access check and here
+        page = gate.page if gate else None
+        if page is None:  # freed between the access check and here
             return error(410, f"gate at epoch {epoch} of {run} is decided")
-        return Response(snapshot_json(gate, recorder), media_type="application/json")
+        return Response(snapshot_json(page, gate.ticket.deadline), media_type="application/json")
 
     @app.post("/{run}/gate/{epoch:int}/api/decision")
     async def decision(run: str, epoch: int, request: Request) -> JSONResponse:
@@ -185,28 +213,21 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         )
 
 
-def snapshot_json(gate, recorder) -> bytes:
-    """The snapshot API's body: the view of the N points, serialized at the gate's first
-    request (~20 ms for 2,000 points, per request before: the largest share of the request
-    under load), then the few fields that change, spliced into the same JSON object."""
-    from interaction_app.layout import view_payload
+def snapshot_json(page, deadline: float) -> bytes:
+    """The snapshot API's body: the view of the N points as serialized once per gate
+    (GatePage.view_json; ~20 ms for 2,000 points, per request before: the largest share of the
+    request under load), then the few fields that change, spliced into the same JSON object."""
+    from interaction_app.page_state import dumps
 
-    ctx = recorder.context
-    if gate.view_json is None:
-        gate.view_json = dumps(view_payload(recorder.snapshot, ctx.class_names))
+    ctx, recorder = page.context, page.recorder
     more = {
         "run_name": ctx.run_name,
         "run_id": ctx.run_id,
         "gate_epoch": ctx.gate_epoch,
-        "deadline": gate.ticket.deadline,
+        "deadline": deadline,
         "decided": recorder.decision.decision if recorder.decision else None,
     }
-    return gate.view_json[:-1] + b"," + dumps(more)[1:]  # {view..., more...}
-
-
-def dumps(value) -> bytes:
-    """JSON as JSONResponse writes it (no NaN: view_payload sends none)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return page.view_json()[:-1] + b"," + dumps(more)[1:]  # {view..., more...}
 
 
 def record(recorder, body: bytes):
