@@ -490,14 +490,7 @@ def _api(pages) -> None:
     def snapshot_api(request: gr.Request) -> dict:
         """The gate's snapshot (one list per column) and its context."""
         page = _event_page(pages, request)
-        ctx, recorder = page.context, page.recorder
-        return {
-            **json.loads(page.view_json()),
-            "run_name": ctx.run_name,
-            "run_id": ctx.run_id,
-            "gate_epoch": ctx.gate_epoch,
-            "decided": recorder.decision.decision if recorder.decision else None,
-        }
+        return {**json.loads(page.view_json()), **page.snapshot_fields()}
 
     def submit_api(rows: list[dict], decision: str, request: gr.Request) -> dict:
         """Record a decision. rows: [{sample_id, x, y, moved?, label?, label_after?, excluded?}],

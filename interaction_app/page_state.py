@@ -59,6 +59,17 @@ class GatePage:
             self._view_json = dumps(view_payload(self.snapshot, self.context.class_names))
         return self._view_json
 
+    def snapshot_fields(self) -> dict[str, Any]:
+        """What the snapshot APIs (Gradio's ``snapshot``, the service's ``/api/snapshot``) send
+        beside the view: the gate and whether it is decided (the one field that changes)."""
+        ctx, decision = self.context, self.recorder.decision
+        return {
+            "run_name": ctx.run_name,
+            "run_id": ctx.run_id,
+            "gate_epoch": ctx.gate_epoch,
+            "decided": decision.decision if decision else None,
+        }
+
     def opening(self) -> bytes:
         """What the page's script starts from (static/gate_state.js): ``view``, ``gate`` (key,
         note, has_items, status_ms), ``context_html`` (the side panel) and ``title``."""

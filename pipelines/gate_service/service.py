@@ -219,14 +219,7 @@ def snapshot_json(page, deadline: float) -> bytes:
     request under load), then the few fields that change, spliced into the same JSON object."""
     from interaction_app.page_state import dumps
 
-    ctx, recorder = page.context, page.recorder
-    more = {
-        "run_name": ctx.run_name,
-        "run_id": ctx.run_id,
-        "gate_epoch": ctx.gate_epoch,
-        "deadline": deadline,
-        "decided": recorder.decision.decision if recorder.decision else None,
-    }
+    more = {**page.snapshot_fields(), "deadline": deadline}
     return page.view_json()[:-1] + b"," + dumps(more)[1:]  # {view..., more...}
 
 
