@@ -7,6 +7,7 @@ gate's page to the person with the link, records their decision and resumes the 
   page's inputs, the token's digest, the deadline);
 - :mod:`~pipelines.gate_service.registry`: the open gates, found from their tickets, each page
   built and freed, decisions recorded and runs resumed;
+- :mod:`~pipelines.gate_service.resumes`: the threads that resume runs, one Prefect client each;
 - :mod:`~pipelines.gate_service.auth`: per-gate tokens, HTTP basic auth for the rest;
 - :mod:`~pipelines.gate_service.api`: the JSON API's request bodies;
 - :mod:`~pipelines.gate_service.service`: the ASGI app and ``hill gates serve``;

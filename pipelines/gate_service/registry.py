@@ -18,7 +18,6 @@ import contextvars
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -92,8 +91,12 @@ class GateService:
         self, run_dir: str | Path, refresh_s=REFRESH_S, close_after_s=CLOSE_AFTER_S, resume=None
     ):
         """``resume(ticket, decided)`` tells the flow run; default :func:`resume_flow` (Prefect)."""
+        from pipelines.gate_service.resumes import ResumeWorkers
+
         self.run_dir = Path(run_dir)
         self.resume = resume or resume_flow
+        # Created with the service: its context carries Prefect's settings (a test server's).
+        self._resumes = ResumeWorkers(contextvars.copy_context(), prefect_clients=resume is None)
         self.refresh_s = refresh_s
         self.close_after_s = close_after_s
         self.gates: dict[tuple[str, int], Gate] = {}
@@ -103,10 +106,6 @@ class GateService:
         self.pending: dict[tuple[str, int], PendingResume] = {}
         self._pending_lock = threading.Lock()
         self._freed = 0  # pages closed since the last release of their memory
-        # Pages are built one at a time in their own thread: in asyncio's default pool, fifty
-        # pages built at once took all its threads (min(32, cores + 4)), and decisions
-        # (recorded in that pool) waited seconds behind them.
-        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-page")
 
     def page_for(self, request) -> object | None:
         """The live gate's page state (GatePage) a request of the page app is for, by its path
@@ -160,8 +159,11 @@ class GateService:
     async def _open(self, gate: Gate) -> None:
         path = gate.ticket.page_path()
         try:
-            build = (contextvars.copy_context().run, open_page, gate.ticket, self._resumer(gate))
-            gate.page = await asyncio.get_running_loop().run_in_executor(self._builder, *build)
+            # On the event loop: ~7 ms of pandas for 2,000 points. In a thread of its own (when
+            # a page was a Gradio app, ~80 ms) it waited for the interpreter lock at each
+            # hand-back while the loop kept it busy: the first page's median under 50 editors
+            # went from 159 to 103 ms when built here (benchmarks/gate_service_load.py).
+            gate.page = open_page(gate.ticket, self._resumer(gate))
         except Exception as err:  # noqa: BLE001 - a broken ticket must not stop the others
             gate.error = one_line(f"gate {path} cannot be served: {err}")
             log.error(gate.error)
@@ -211,15 +213,14 @@ class GateService:
             for gate in self.gates.values():
                 await self._close(gate)
             self._release()
+        self._resumes.stop()
 
     def _resumer(self, gate: Gate):
-        """The page's on_decision: resume the flow run in a thread, so the page answers at once."""
-        context = contextvars.copy_context()  # carries Prefect's settings (e.g. a test server)
+        """The page's on_decision: resume the flow run in a resume thread, so the page answers
+        at once."""
 
         def on_decision(decided) -> None:
-            args = (gate.ticket, decided, 0)
-            threading.Thread(target=context.copy().run, args=(self._try_resume, *args),
-                             daemon=True).start()  # fmt: skip
+            self._resumes.submit(self._try_resume, gate.ticket, decided, 0)
 
         return on_decision
 
@@ -242,15 +243,13 @@ class GateService:
         )
 
     async def _retry_resumes(self, now: float) -> None:
-        """Try again each pending resume that is due, each in its own thread."""
+        """Try again each pending resume that is due, in the resume threads."""
         with self._pending_lock:
             due = [p for p in self.pending.values() if p.next_at <= now]
             for p in due:
                 p.next_at = float("inf")  # taken: not due again until this try ends
-        context = contextvars.copy_context()  # the service's own: Prefect's settings with it
         for p in due:
-            args = (self._try_resume, p.ticket, p.decided, p.tries)
-            threading.Thread(target=context.copy().run, args=args, daemon=True).start()
+            self._resumes.submit(self._try_resume, p.ticket, p.decided, p.tries)
 
 
 def release_memory() -> None:
