@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -131,7 +130,7 @@ def startup_times(path: Path, context, repeats: int) -> list[float]:
 # ---- readout -------------------------------------------------------------------------------
 @contextmanager
 def server_compute_ms():
-    """Times every ``Readout`` call in this process (the page's server function included)."""
+    """Times every ``Readout`` call in this process (the page's readout call included)."""
     samples: list[float] = []
     call = layout.Readout.__call__
 
@@ -150,26 +149,17 @@ def server_compute_ms():
 
 
 class ReadoutOverHttp:
-    """The plot's ``readout`` server function through /component_server, on one kept-alive
+    """The page script's ``readout`` call (``POST /api/page/readout``), on one kept-alive
     connection (as the browser's fetch reuses its own)."""
 
     def __init__(self, url: str, ops: dict):
-        config = json.loads(urllib.request.urlopen(f"{url}config").read())
-        plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-        self.body = json.dumps(
-            {
-                "session_hash": uuid.uuid4().hex,
-                "component_id": plot["id"],
-                "fn_name": "readout",
-                "data": ops,
-            }
-        )
+        self.body = json.dumps(ops)
         where = urlsplit(url)
         self.connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
 
     def __call__(self) -> dict:
         headers = {"Content-Type": "application/json"}
-        self.connection.request("POST", "/gradio_api/component_server/", self.body, headers)
+        self.connection.request("POST", "/api/page/readout", self.body, headers)
         response = self.connection.getresponse()
         body = response.read()
         if response.status != 200:

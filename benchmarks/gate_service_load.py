@@ -49,9 +49,10 @@ from report import Figure, add_json_argument, emit  # noqa: E402
 from test_gate_service import running_service, write_gate  # noqa: E402
 
 # The page's request kinds, in the order an editor makes them (first_page builds the gate's
-# state; opening is the page's script fetching its points, side panel and title).
+# state; script is the page's script, opening its fetch of the points, side panel and title).
 KINDS = (
-    "first_page", "page", "config", "opening", "snapshot", "readout", "status", "item", "decision"
+    "first_page", "page", "config", "script", "opening", "snapshot", "readout", "status", "item",
+    "decision",
 )  # fmt: skip
 DRAGS = 5  # readout calls per editor per gate: the page sends one per drag
 HOST = "127.0.0.1"
@@ -193,12 +194,12 @@ def run_editors(base: str, gates: list[LoadGate], editors: int, pace: Pace = STR
 
 def edit_gate(client, gate: LoadGate, decision, barrier, result: LoadResult, pace, k, n) -> None:
     """One editor's visit of one gate, timed per request kind."""
-    session = f"load{k:02d}x{n:02d}"  # Gradio's session hash: one per tab
+    session = f"load{k:02d}x{n:02d}"  # the tab's id in its status polls
     page = f"{gate.path}/"
     timed(result, "first_page", lambda: client.get(page, params={"token": gate.token}))
-    config = timed(result, "config", lambda: client.get(f"{gate.path}/config")).json()
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    server_fn(client, gate, result, plot["id"], session, "opening", [])  # the page's points
+    timed(result, "config", lambda: client.get(f"{gate.path}/config"))
+    timed(result, "script", lambda: client.get(f"{gate.path}/api/page/script"))  # first visit
+    page_call(client, gate, result, "opening", None)  # the page's points
     snapshot = timed(result, "snapshot", lambda: client.get(f"{gate.path}/api/snapshot")).json()
     ids, xs, ys = snapshot["sample_id"], snapshot["x"], snapshot["y"]
     moved = []
@@ -207,9 +208,9 @@ def edit_gate(client, gate: LoadGate, decision, barrier, result: LoadResult, pac
         if drag:
             time.sleep(pace.readout_s)  # the page's spacing of readouts within a drag
         moved.append([ids[drag], xs[drag] + 0.5, ys[drag] - 0.5])
-        server_fn(client, gate, result, plot["id"], session, "readout", {"moved": moved})
-    server_fn(client, gate, result, plot["id"], session, "status", {"page": session})
-    server_fn(client, gate, result, plot["id"], session, "item", ids[DRAGS])
+        page_call(client, gate, result, "readout", {"moved": moved})
+    page_call(client, gate, result, "status", {"page": session})
+    page_call(client, gate, result, "item", ids[DRAGS])
     timed(result, "page", lambda: client.get(page))  # a reload: the cookie is the token now
     rows = [{"sample_id": s, "x": x, "y": y, "moved": True} for s, x, y in moved]
     barrier.wait()  # both editors of the pair decide at the same moment
@@ -221,11 +222,9 @@ def edit_gate(client, gate: LoadGate, decision, barrier, result: LoadResult, pac
         result.answers[gate.path].append((answer.status_code, won))
 
 
-def server_fn(client, gate: LoadGate, result, component_id, session, name, data):
-    """One of the plot's server functions, as the page's script calls it."""
-    body = {"session_hash": session, "component_id": component_id, "fn_name": name, "data": data}
-    return timed(result, name, lambda: client.post(
-        f"{gate.path}/gradio_api/component_server", json=body))  # fmt: skip
+def page_call(client, gate: LoadGate, result, name, data):
+    """One of the page script's calls (opening, readout, status, item), as the script makes it."""
+    return timed(result, name, lambda: client.post(f"{gate.path}/api/page/{name}", json=data))
 
 
 def timed(result: LoadResult, kind: str, request) -> httpx.Response:

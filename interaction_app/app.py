@@ -4,7 +4,7 @@
 The page holds nothing of a gate (:class:`~interaction_app.page_state.GatePage` does): each
 callback asks ``pages(request)`` for its gate. The scatter is a ``gr.HTML`` whose own script
 (static/gate_*.js) draws on a canvas and keeps the edit state in the browser. Python sees that
-state three ways: the live readout (a server function the script calls while dragging), the
+state three ways: the live readout (a call the script makes while dragging, page_calls.py), the
 decision buttons (whose ``js`` hook reads the script's rows), and the ``snapshot``/``submit``
 API endpoints for scripts and tests. Every decision goes through the gate's one
 :class:`GateRecorder`, so it is validated, written and reported once.
@@ -21,13 +21,10 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-from fastapi import HTTPException, Response
 
 from hill_core.edits import EditsError, edits_summary, make_edits, snapshot_state
 from interaction_app.context import DECISIONS, UNEDITED_APPROVE, GateContext, GateDecision
-from interaction_app.ops import OpsError, check_ops, check_sample_id
 from interaction_app.page_state import GatePage
-from interaction_app.presence import PollError, check_poll
 from interaction_app.recorder import GateClosedError, GateRecorder
 from interaction_app.rows import PageEdit, rows_to_edits
 
@@ -53,11 +50,27 @@ JS_PARTS = (
 )
 CONTEXT_ID = "hill-context"
 GONE = "this gate is decided and its page closed; it no longer accepts edits"
+# The page's calls (interaction_app/page_calls.py): a POST of the argument as JSON to
+# <page>/api/page/<name>, on the page's own path (the service serves a gate under
+# /<run>/gate/<epoch>/, a page alone at /); a refusal rejects with the server's one line.
+CALL_JS = """const PAGE_API = location.pathname.replace(/\\/?$/, "/") + "api/page/";
+const pageCall = (name, data) => fetch(PAGE_API + name, {
+  method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+  body: data === undefined ? "" : JSON.stringify(data),
+}).then(async (reply) => {
+  const body = await reply.json().catch(() => null);
+  if (!reply.ok) throw new Error((body && body.error) || `${name}: HTTP ${reply.status}`);
+  return body;
+});
+"""
 # The page's script: the parts above in one scope, run once the gate's opening has arrived
 # (gate_state.js reads ``page``: its points, side panel and title); if the gate is gone by
-# then, the plot's status line says so.
-PAGE_JS = (
-    "server.opening().then((page) => {\n"
+# then, the plot's status line says so. ~70 KB: served by the page's host at
+# <page>/api/page/script (browser-cached; page_calls.script_reply), not held in the page's
+# config, which Gradio copies and encodes at every page load and /config request.
+PAGE_SCRIPT = (
+    CALL_JS
+    + "pageCall('opening').then((page) => {\n"
     + "\n".join((STATIC / name).read_text() for name in JS_PARTS)
     + "\n}, (err) => {\n"
     "  const line = element.querySelector('.hill-status');\n"
@@ -65,6 +78,24 @@ PAGE_JS = (
     "  if (line) line.textContent = `This gate's page could not open: ${why}`;\n"
     "});\n"
 )
+# The plot's js_on_load: fetch the page's script and run it with the names Gradio gives
+# js_on_load (element, trigger, props, server, upload, watch).
+LOAD_JS = """const where = location.pathname.replace(/\\/?$/, "/") + "api/page/script";
+const failed = (err) => {
+  const line = element.querySelector('.hill-status');
+  if (line) line.textContent = `This gate's page could not open: ${(err && err.message) || err}`;
+};
+fetch(where, { credentials: "same-origin" })
+  .then((reply) => {
+    if (!reply.ok) throw new Error(`its script: HTTP ${reply.status}`);
+    return reply.text();
+  })
+  .then((source) => {
+    const run = new Function("element", "trigger", "props", "server", "upload", "watch", source);
+    run(element, trigger, props, server, upload, watch);
+  })
+  .catch(failed);
+"""
 PLOT_TEMPLATE = """
 <div class="hill-root" tabindex="0">
   <div class="hill-toolbar">
@@ -146,6 +177,7 @@ def build_gate_app(
     """
     page = GatePage(snapshot, context, on_decision)
     demo = build_page_app(lambda request: page, title=page.title)
+    demo.gate_page = page  # the page script's calls (page_calls.py), on launch_gate's route
     demo.gate_recorder = page.recorder  # GateServer.decide records timeouts through the same lock
     demo.gate_presence = page.presence  # GateServer.close waits for open pages to lock
     return demo
@@ -160,7 +192,7 @@ def build_page_app(
 
     Nothing of a gate is built into the page: each callback asks ``pages(request)`` for the
     gate of the request (None: it is gone, answered 410), and the page's script opens with the
-    gate's points, side panel and title from the ``opening`` server function. So the gate
+    gate's points, side panel and title from the ``opening`` call (page_calls.py). So the gate
     service builds one app at start-up, and a first visit of a gate costs its state
     (:class:`GatePage`), not a Gradio app (~80 ms of CPU and ~85 routes each, the largest share
     of the service's load with 100 gates).
@@ -173,7 +205,7 @@ def build_page_app(
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                _plot(pages)
+                _plot()
             with gr.Column(scale=1, min_width=320):
                 status, buttons = _decision_panel(pages)
                 gr.HTML(
@@ -207,14 +239,6 @@ def _event_page(pages, request: gr.Request) -> GatePage:
     page = pages(request)
     if page is None:
         raise gr.Error(GONE, print_exception=False)
-    return page
-
-
-def _server_page(pages, request: gr.Request, what: str) -> GatePage:
-    """The gate of a server-function call; gone: 410 with one line (as the service's routes)."""
-    page = pages(request)
-    if page is None:
-        raise HTTPException(status_code=410, detail=f"{what}: {GONE}")
     return page
 
 
@@ -279,53 +303,14 @@ def _css() -> str:
     return (STATIC / "gate.css").read_text()
 
 
-def _plot(pages) -> gr.HTML:
+def _plot() -> gr.HTML:
     """The canvas scatter; its script opens with the gate's ``opening`` and calls the readout,
-    status and item previews while the person works, all as server functions."""
-
-    async def opening(_: Any = None, request: gr.Request = None) -> Response:
-        # The bytes as serialized once per gate (GatePage.opening): FastAPI passes a Response
-        # through, where a dict of 2,000 points would cost ~20 ms of encoding per tab.
-        page = _server_page(pages, request, "opening")
-        return Response(page.opening(), media_type="application/json")
-
-    async def readout(ops: dict[str, Any], request: gr.Request = None) -> dict[str, float]:
-        # A coroutine runs on the server's event loop instead of hopping to a worker thread and
-        # back: the call is ~1 ms of NumPy (Readout), less than the hop costs on a busy machine.
-        page = _server_page(pages, request, "readout")
-        try:
-            checked = check_ops(ops, len(page.context.class_names))
-        except OpsError as err:  # FastAPI answers 400 with the line (not a 500, a traceback)
-            raise HTTPException(status_code=400, detail=f"readout: {err}") from None
-        try:
-            return page.readout(checked)
-        except (EditsError, ValueError) as err:  # finite, but past float32 once combined
-            raise HTTPException(status_code=400, detail=f"readout: ops: {err}") from None
-
-    def status(info: Any = None, request: gr.Request = None) -> dict[str, Any]:
-        page = _server_page(pages, request, "status")
-        try:
-            check_poll(info)
-        except PollError as err:  # as the readout: 400 naming the field, never counted
-            raise HTTPException(status_code=400, detail=f"status: {err}") from None
-        page.presence.seen(info)
-        if page.recorder.decision is None:
-            return {"decided": False, "message": ""}
-        return decided_lines(page.recorder)
-
-    def item(sample_id: Any = None, request: gr.Request = None) -> dict[str, Any]:
-        page = _server_page(pages, request, "item")
-        try:
-            sample_id = check_sample_id(sample_id)
-        except OpsError as err:  # as the readout: 400 naming the field
-            raise HTTPException(status_code=400, detail=f"item: {err}") from None
-        return {"sample_id": sample_id, "item": page.items.get(sample_id)}
-
+    status and item previews while the person works, each a POST to the page host's own route
+    (:mod:`interaction_app.page_calls`), not a Gradio server function."""
     return gr.HTML(
         html_template=PLOT_TEMPLATE,
         css_template=_css(),
-        js_on_load=PAGE_JS,
-        server_functions=[opening, readout, status, item],
+        js_on_load=LOAD_JS,
         elem_id=PLOT_ID,
     )
 

@@ -10,8 +10,9 @@ refused without being buffered, parsed or stored:
 - :class:`BodyLimit`: a body over the gate's cap is 413, unread when Content-Length says so,
   else as soon as the running count of a chunked body passes the cap.
 - :class:`LoginThrottle`: after repeated failed logins a client IP gets 429 with Retry-After.
-- :class:`ServerFunctionCalls`: a call of the plot's server functions names the component
-  and function it wants; an unknown one is 404 naming the field (Gradio answered 500).
+- :class:`ServerFunctionCalls`: a call of Gradio's server-function route names the component
+  and function it wants; an unknown one is 404 naming the field (Gradio answered 500). The
+  page's own calls no longer use it (interaction_app/page_calls.py); the route stays Gradio's.
 
 Every refusal is one line: JSON ``{"error": ...}`` on API paths, plain text elsewhere.
 """
@@ -35,7 +36,7 @@ WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})  # a bind address, never a Hos
 # Gradio's routes that take files: the page has none, so none of them has a use here.
 FILE_ROUTES = re.compile(r"/gradio_api/(?:upload|upload_progress|process_recording)/?$")
 LOGIN_ROUTE = re.compile(r"/login/?$")  # Gradio's login form (400 on wrong credentials)
-COMPONENT_SERVER = re.compile(r"/gradio_api/component_server/?$")  # the page's server functions
+COMPONENT_SERVER = re.compile(r"/gradio_api/component_server/?$")  # Gradio's server-function route
 DIGITS = re.compile(r"[0-9]{1,20}")  # ASCII only: str.isdigit() also takes "²"
 
 

@@ -1,6 +1,6 @@
 """Which pages are open on a gate, and whether each has shown the decision yet.
 
-Every page polls the ``status`` server function with its own random id (static/gate_ui.js,
+Every page polls the ``status`` call (page_calls.py) with its own random id (static/gate_ui.js,
 ``pollStatus``) and says once it has locked on a decision. After a decision the server keeps
 serving until every page seen recently has locked (or a grace period ends), so the deciding
 tab gets its reply and every other tab locks instead of losing its server mid-click

@@ -12,11 +12,14 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pandas as pd
+from fastapi import Depends, Request, Response
+from fastapi.responses import JSONResponse
 
 from hill_core.config import Config, GateConfig
 from hill_core.edits import EditsError, read_snapshot
 from hill_core.loop import gate_file
 from hill_core.losses import LossWeights
+from interaction_app import page_calls
 from interaction_app.app import build_gate_app
 from interaction_app.context import GateContext, GateDecision
 from interaction_app.gate_checks import (  # noqa: F401  (server's names for its callers)
@@ -30,6 +33,7 @@ from interaction_app.http_safety import (
     Throttle,
     allowed_hosts,
     body_cap,
+    one_line,
     page_guards,
     trust_proxies_of_pages,
 )
@@ -132,7 +136,7 @@ def launch_gate(
     guards = page_guards(allowed_hosts(gate), body_cap(len(snapshot)), Throttle(), demo)
     trust_proxies_of_pages(gate)
     tls = bool(gate.ssl_certfile)
-    _, url, _ = demo.launch(
+    app, url, _ = demo.launch(
         server_name=gate.host,
         server_port=port,
         auth=auth,
@@ -154,7 +158,56 @@ def launch_gate(
         # need not carry; that one local call skips verification, browsers do not.
         ssl_verify=not tls,
     )
+    add_page_calls(app, demo.gate_page)
     return GateServer(demo, url)
+
+
+def add_page_calls(app, page) -> None:
+    """The page's script and its calls (:mod:`interaction_app.page_calls`) at ``/api/page/``,
+    behind Gradio's own login check, as its routes are: the app is already serving, and
+    Starlette reads its route list per request, so the route answers from here on (the link
+    is printed only after this returns)."""
+    login_check = gradio_login_check(app)
+
+    async def page_call(name: str, request: Request) -> Response:
+        try:  # the body is capped already: page_guards' BodyLimit
+            body = await request.body()
+            return Response(page_calls.answer(page, name, body), media_type="application/json")
+        except page_calls.CallError as err:
+            return JSONResponse({"error": one_line(str(err))}, status_code=err.status)
+
+    def page_script(request: Request) -> Response:
+        status, body = page_calls.script_reply(request.headers.get("if-none-match"))
+        return Response(body, status, page_calls.SCRIPT_HEADERS, "text/javascript")
+
+    app.add_api_route(
+        f"/{page_calls.ROUTE}script",
+        page_script,
+        methods=["GET"],
+        dependencies=[Depends(login_check)],
+        include_in_schema=False,
+    )
+    app.add_api_route(
+        f"/{page_calls.ROUTE}{{name}}",
+        page_call,
+        methods=["POST"],
+        dependencies=[Depends(login_check)],
+        include_in_schema=False,
+    )
+
+
+def gradio_login_check(app):
+    """The dependency that guards Gradio's own routes (its ``/gradio_api/login_check``): None
+    without auth, 401 without a signed-in cookie. FastAPI keeps an included router as a
+    route of its own (``original_router``), so the search walks into them."""
+    routers = [app.router]
+    while routers:
+        for route in routers.pop().routes:
+            if getattr(route, "name", "") == "login_check":
+                return route.endpoint
+            if getattr(route, "original_router", None) is not None:
+                routers.append(route.original_router)
+    raise RuntimeError("Gradio's login_check route is missing: the page's calls need it")
 
 
 def theme() -> gr.themes.Base:

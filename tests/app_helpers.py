@@ -190,15 +190,10 @@ def wait_ready(page) -> None:
     )
 
 
-def server_fn(url: str, name: str, data) -> dict:
-    """Call one of the plot's server functions (opening, readout, status, item) as the page's script
-    does, through Gradio's /component_server route."""
-    config = json.loads(urllib.request.urlopen(f"{url}config", timeout=60).read())
-    plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
-    body = json.dumps(
-        {"session_hash": "t" * 10, "component_id": plot["id"], "fn_name": name, "data": data}
-    ).encode()
+def page_call(url: str, name: str, data) -> dict:
+    """Make one of the page script's calls (opening, readout, status, item) as the script does:
+    a POST of the argument as JSON to the page's ``api/page/<name>``."""
     request = urllib.request.Request(
-        f"{url}gradio_api/component_server", body, {"Content-Type": "application/json"}
+        f"{url}api/page/{name}", json.dumps(data).encode(), {"Content-Type": "application/json"}
     )
     return json.loads(urllib.request.urlopen(request, timeout=60).read())

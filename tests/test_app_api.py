@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from app_helpers import server_fn, synthetic_context, synthetic_snapshot
+from app_helpers import page_call, synthetic_context, synthetic_snapshot
 
 from hill_core.config import Config, GateConfig
 from hill_core.edits import make_edits, read_edits, write_snapshot
@@ -158,14 +158,21 @@ def test_all_interfaces_without_auth_is_refused(tmp_path, monkeypatch):
 
 
 def test_auth_from_env_protects_the_page(tmp_path, monkeypatch):
+    """The page, its script and the script's calls (readout, status, item, opening) all need
+    the login."""
     monkeypatch.setenv("HILL_GATE_AUTH", "ana:s3cret")
     context = synthetic_context(tmp_path / "e.parquet")
-    with (
-        launch_gate(synthetic_snapshot(20), context, print, GateConfig()) as server,
-        pytest.raises(urllib.error.HTTPError) as err,
-    ):
-        urllib.request.urlopen(f"{server.url}config", timeout=60)
-    assert err.value.code == 401
+    with launch_gate(synthetic_snapshot(20), context, print, GateConfig()) as server:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{server.url}config", timeout=60)
+        assert err.value.code == 401
+        for name, data in (("opening", None), ("readout", {}), ("status", None), ("item", 1)):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                page_call(server.url, name, data)
+            assert err.value.code == 401, name
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{server.url}api/page/script", timeout=60)
+        assert err.value.code == 401
 
 
 def test_bad_auth_file_is_one_line_error(tmp_path, monkeypatch):
@@ -285,7 +292,7 @@ def test_close_after_a_decision_waits_for_open_pages_to_lock(tmp_path):
     context = synthetic_context(tmp_path / "edits.parquet")
     server = launch_gate(snapshot, context, lambda d: None, GateConfig())
     try:
-        waiting = server_fn(server.url, "status", {"page": "tab-a", "locked": False})
+        waiting = page_call(server.url, "status", {"page": "tab-a", "locked": False})
         assert waiting == {"decided": False, "message": ""}
         server.decide("stop", source="timeout")
         closing = threading.Thread(target=server.close, kwargs={"grace_s": 20})
@@ -293,7 +300,7 @@ def test_close_after_a_decision_waits_for_open_pages_to_lock(tmp_path):
         closing.start()
         time.sleep(1.0)
         assert closing.is_alive()  # tab-a has not locked yet: still serving
-        status = server_fn(server.url, "status", {"page": "tab-a", "locked": False})
+        status = page_call(server.url, "status", {"page": "tab-a", "locked": False})
         assert status["decided"] and status["decision"] == "stop"
         assert re.fullmatch(
             r"Recorded stop at \d\d:\d\d:\d\d by the timeout \(gate.timeout_s\): the run stops "
@@ -301,7 +308,7 @@ def test_close_after_a_decision_waits_for_open_pages_to_lock(tmp_path):
             status["message"],
         ), status["message"]
         assert status["detail"].startswith(f"Wrote {context.edits_path} (sha256 ")
-        server_fn(server.url, "status", {"page": "tab-a", "locked": True})  # tab-a locked
+        page_call(server.url, "status", {"page": "tab-a", "locked": True})  # tab-a locked
         closing.join(timeout=60)
         # Closed once tab-a locked, not at the end of the grace period (20 s).
         assert not closing.is_alive() and time.monotonic() - t0 < 20
@@ -315,12 +322,12 @@ def test_close_gives_up_on_a_silent_page_and_skips_the_wait_without_a_decision(t
     snapshot = synthetic_snapshot(60)
     context = synthetic_context(tmp_path / "edits.parquet")
     server = launch_gate(snapshot, context, lambda d: None, GateConfig())
-    server_fn(server.url, "status", {"page": "never-locks"})
+    page_call(server.url, "status", {"page": "never-locks"})
     t0 = time.monotonic()
     server.close()  # no decision: at once
     assert time.monotonic() - t0 < 1
     other = launch_gate(snapshot, replace(context, edits_path=tmp_path / "b"), print, GateConfig())
-    server_fn(other.url, "status", {"page": "never-locks"})
+    page_call(other.url, "status", {"page": "never-locks"})
     other.decide("skip", source="prefect")
     t0 = time.monotonic()
     other.close(grace_s=1.0)
@@ -335,11 +342,11 @@ def test_item_endpoint_and_server_function_serve_one_preview(tmp_path):
         got = call(server.url, "item", 3003)["result"]
         assert got == {"sample_id": 3003, "item": "features 1"}
         assert call(server.url, "item", 7)["result"]["item"] is None
-        assert server_fn(server.url, "item", 3006.0)["item"] == "features 2"
+        assert page_call(server.url, "item", 3006.0)["item"] == "features 2"
         with pytest.raises(urllib.error.HTTPError) as refused:  # an id is a number
-            server_fn(server.url, "item", "3006")
+            page_call(server.url, "item", "3006")
         assert refused.value.code == 400 and "sample_id" in refused.value.read().decode()
-        opening = server_fn(server.url, "opening", [])
+        opening = page_call(server.url, "opening", None)
     assert opening["gate"]["has_items"] is True
     assert "item" not in opening["view"]  # previews come one by one, on hover
 
@@ -354,7 +361,7 @@ def test_snapshot_note_on_the_page(tmp_path):
     assert snapshot_note(300, replace(context, snapshot_size=0)) == ""
     assert snapshot_note(300, context, "from take_snapshot") == "from take_snapshot"
     with launch_gate(synthetic_snapshot(300), context, print, GateConfig()) as server:
-        opening = server_fn(server.url, "opening", [])
+        opening = page_call(server.url, "opening", None)
     assert opening["gate"]["note"] == snapshot_note(300, context)
     assert opening["title"] == f"hill gate · {context.run_name} · epoch {context.gate_epoch}"
     assert len(opening["view"]["x"]) == 300 and "hill-ctx" in opening["context_html"]

@@ -428,7 +428,7 @@ def test_an_empty_snapshot_is_one_line_on_both(tmp_path):
         assert httpx.get(f"{base}/healthz").text == "ok"  # the other gates carry on
 
 
-# ---- the page's server functions (readout, item, status) -----------------------------------
+# ---- the page's calls (readout, item, status) ------------------------------------------------
 
 BAD_READOUTS = {
     "a string": ("approve", r"ops must be an object"),
@@ -446,22 +446,22 @@ def test_the_readout_answers_bad_input_with_400_naming_the_field(tmp_path):
     import json as json_module
     import urllib.error
 
-    from app_helpers import server_fn
+    from app_helpers import page_call
 
     with page(tmp_path) as url:
-        good = server_fn(url, "readout", {"moved": [[3000, 0.5, -0.5]]})
+        good = page_call(url, "readout", {"moved": [[3000, 0.5, -0.5]]})
         assert set(good) >= {"l_center", "l_spread", "l_point", "l_human"}
         for name, (ops, field) in BAD_READOUTS.items():
             # NaN goes out as JSON's NaN token, as a careless client would send it
             with pytest.raises(urllib.error.HTTPError) as refused:
-                server_fn(url, "readout", ops)
+                page_call(url, "readout", ops)
             error = refused.value
-            detail = json_module.loads(error.read())["detail"]
+            detail = json_module.loads(error.read())["error"]
             assert error.code == 400, (name, error.code)
             assert re.search(field, detail) and "\n" not in detail, (name, detail)
         for name, data, field in (("item", "a", "sample_id"), ("status", float("nan"), "info")):
             with pytest.raises(urllib.error.HTTPError) as refused:  # a 400 naming it, not a 500
-                server_fn(url, name, data)
-            detail = json_module.loads(refused.value.read())["detail"]
+                page_call(url, name, data)
+            detail = json_module.loads(refused.value.read())["error"]
             assert refused.value.code == 400 and field in detail and "\n" not in detail, detail
-        assert server_fn(url, "status", None)["decided"] is False  # the page still answers
+        assert page_call(url, "status", None)["decided"] is False  # the page still answers

@@ -191,14 +191,15 @@ def test_one_page_app_serves_each_gate_its_own_points_and_decision(run_dir):
     with running_service(run_dir) as base, httpx.Client(base_url=base, timeout=60) as client:
         for ticket, token in ((small, small_token), (large, large_token)):
             assert client.get(f"{ticket.page_path()}/", params={"token": token}).status_code == 200
-        config = client.get(f"{small.page_path()}/config").json()
-        plot = next(c for c in config["components"] if c["props"].get("elem_id") == "hill-plot")
 
         def call(ticket, name, data):
-            body = {"session_hash": "s1", "component_id": plot["id"], "fn_name": name, "data": data}
-            return client.post(f"{ticket.page_path()}/gradio_api/component_server", json=body)
+            return client.post(f"{ticket.page_path()}/api/page/{name}", json=data)
 
-        openings = {t.run_name: call(t, "opening", []).json() for t in (small, large)}
+        script = client.get(f"{small.page_path()}/api/page/script")
+        assert script.status_code == 200 and "pageCall('opening')" in script.text
+        etag = {"If-None-Match": script.headers["etag"]}  # the browser's revalidation
+        assert client.get(f"{large.page_path()}/api/page/script", headers=etag).status_code == 304
+        openings = {t.run_name: call(t, "opening", None).json() for t in (small, large)}
         assert len(openings["small"]["view"]["x"]) == 40
         assert len(openings["large"]["view"]["x"]) == 300
         assert openings["large"]["title"].endswith(" · epoch 6")
@@ -406,6 +407,36 @@ def test_resume_threads_keep_one_prefect_client_each(prefect_server):
     workers.stop()
     used = [clients.get_nowait() for _ in range(tasks)]  # held: no id is reused
     assert len({id(client) for client in used}) <= RESUME_THREADS
+
+
+def test_resume_threads_make_their_clients_at_start_not_at_the_first_decision(
+    prefect_server, monkeypatch
+):
+    """Imports and four clients cost ~1.8 s of CPU; made at the first decision, they competed
+    with 50 editors' requests (profiled). The service starts its threads as it starts: each
+    keeps its client before any task; with no Prefect server set, none is made (a client would
+    start Prefect's temporary server)."""
+    from pipelines.gate_service import resumes
+
+    made = threading.Semaphore(0)
+    keep = resumes.keep_prefect_client
+
+    def counted():
+        kept = keep()
+        made.release()
+        return kept
+
+    monkeypatch.setattr(resumes, "keep_prefect_client", counted)
+    workers = resumes.ResumeWorkers(contextvars.copy_context())
+    workers.start()  # no task submitted
+    for _ in range(resumes.RESUME_THREADS):  # a bound on a hang, not a wait
+        assert made.acquire(timeout=TEST_SERVER_START_S), "a thread made no client at start"
+    workers.stop()
+    assert resumes.prefect_server_set()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert not resumes.prefect_server_set()
 
 
 def test_a_failing_resume_task_leaves_its_thread_serving():

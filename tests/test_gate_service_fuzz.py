@@ -32,6 +32,7 @@ from test_gate_hardening import PeakRss, streamed_body
 from test_gate_service import running_service, write_gate
 
 from hill_core.edits import DECISIONS
+from interaction_app.page_calls import CALLS
 
 pytestmark = pytest.mark.slow  # a web server and several hundred requests
 
@@ -552,7 +553,7 @@ def test_page_submit_refusals_name_the_field(page, case):
     assert page.decided == []
 
 
-# ---- the page's server functions (readout, status, item) and their Gradio route -------------
+# ---- the page's calls (readout, status, item) and Gradio's server-function route ------------
 
 SERVER_FN_EXAMPLES = 120
 COMPONENT_SERVER = "gradio_api/component_server"
@@ -591,7 +592,9 @@ def readout_case(draw) -> tuple[object, str]:
     if kind == "labels":
         row = draw(st.sampled_from([[IDS[0], n, False], [IDS[0], 0, junk], [bad, 0, False]]))
         return {"labels": [row]}, r"\bops\.labels\[0\]"
-    big = draw(st.sampled_from([1e38, 1e200, 1.7e308]))  # finite, past float32 once combined
+    # finite, past float32 (3.4e38) once combined; 1e38 was here, and a scale of 1e38 keeps
+    # a centre near the origin inside float32, which the teacher takes too (answered 200)
+    big = draw(st.sampled_from([1e39, 1e200, 1.7e308]))
     return {"offsets": [[big, -big]] * n, "scales": [big] * n}, r"\bops\b"
 
 
@@ -647,10 +650,21 @@ def envelope_case(draw) -> tuple[dict | bytes, int, str]:
 
 
 @st.composite
+def call_envelope_case(draw) -> tuple[str, bytes, int, str]:
+    """A page call that names no call or sends no JSON: (name, body, status, field)."""
+    if draw(st.booleans()):
+        name = draw(st.text(st.characters(categories=("L", "N")), min_size=1, max_size=12))
+        return name if name not in CALLS else name + "x", b"null", 404, r"is not a call"
+    raw = draw(st.sampled_from([b"{", b"[1", b"NaNx", nested(5000), b"\xff\xfe", b'{"a":']))
+    return draw(st.sampled_from(CALLS[1:])), raw, 400, r"\bbody\b"
+
+
+@st.composite
 def server_fn_case(draw) -> dict:
-    """One malformed call of the plot's server functions, on the page or the service's page."""
+    """One malformed call of the page's calls (``api/page/<name>``) or of Gradio's
+    server-function route, on the in-process page or the service's page."""
     where = draw(st.sampled_from(["page", "service"]))
-    kind = draw(st.sampled_from(["readout", "status", "item", "envelope", "envelope"]))
+    kind = draw(st.sampled_from(["readout", "status", "item", "call", "envelope", "envelope"]))
     if kind == "readout":
         data, field = draw(readout_case())
         case = {"fn": "readout", "data": data, "status": 400, "field": field}
@@ -660,6 +674,9 @@ def server_fn_case(draw) -> dict:
     elif kind == "item":
         bad = draw(not_whole | st.integers(2**63, 10**30))  # past int64: it answered 500
         case = {"fn": "item", "data": bad, "status": 400, "field": r"\bsample_id\b"}
+    elif kind == "call":
+        name, body, status, field = draw(call_envelope_case())
+        case = {"fn": name, "raw": body, "status": status, "field": field}
     else:
         body, status, field = draw(envelope_case())
         case = {"fn": "envelope", "body": body, "status": status, "field": field}
@@ -682,7 +699,12 @@ def plot_ids(service, page) -> dict:
 
 
 def call_server_fn(service: Service, gate_page: Page, ids: dict, case: dict) -> httpx.Response:
-    """POST the case's call as the page's script does (JSON: NaN and Infinity go out as is)."""
+    """POST the case's call as the page's script does (JSON: NaN and Infinity go out as is):
+    to ``api/page/<fn>``, or an envelope case to Gradio's server-function route."""
+    if case["fn"] != "envelope":
+        raw = case.get("raw")
+        body = json.dumps(case["data"]).encode() if raw is None else raw
+        return post_to_page(service, gate_page, case["where"], f"api/page/{case['fn']}", body)
     body = case.get("body")
     if body is None:
         body = {"session_hash": "fuzz", "component_id": "PLOT", "fn_name": case["fn"],
@@ -691,11 +713,16 @@ def call_server_fn(service: Service, gate_page: Page, ids: dict, case: dict) -> 
         if body.get("component_id") == "PLOT":
             body = {**body, "component_id": ids[case["where"]]}
         body = json.dumps(body).encode()
+    return post_to_page(service, gate_page, case["where"], COMPONENT_SERVER, body)
+
+
+def post_to_page(service: Service, gate_page: Page, where: str, path: str, body: bytes):
+    """POST JSON ``body`` to ``path`` under the in-process page or the service's gate fz."""
     headers = {"content-type": "application/json"}
-    if case["where"] == "page":
-        return gate_page.client.post(COMPONENT_SERVER, content=body, headers=headers)
+    if where == "page":
+        return gate_page.client.post(path, content=body, headers=headers)
     service.client.cookies.clear()
-    path = f"{service.ticket.page_path()}/{COMPONENT_SERVER}"
+    path = f"{service.ticket.page_path()}/{path}"
     return service.client.post(path, params={"token": service.token}, content=body, headers=headers)
 
 

@@ -21,7 +21,7 @@ from app_helpers import (
     browser_missing_reason,
     browser_required,
     gate_page,
-    server_fn,
+    page_call,
     synthetic_context,
     synthetic_snapshot,
 )
@@ -138,7 +138,7 @@ def test_class_statistics_in_one_pass_are_layout_stats():
 
 
 def test_readout_over_http_is_the_in_process_one(tmp_path):
-    """The page's server function (a coroutine on the server's loop) answers what
+    """The page's readout call (on the server's loop) answers what
     ``Readout`` computes; a non-finite edit is refused, and the next call still answers."""
     from interaction_app.server import launch_gate
 
@@ -147,11 +147,11 @@ def test_readout_over_http_is_the_in_process_one(tmp_path):
     readout = Readout(snapshot, 10, context.weights)
     ops = edit_cases(snapshot, 10, 2, seed=1)[-1]
     with launch_gate(snapshot, context, lambda d: None, GateConfig()) as server:
-        assert server_fn(server.url, "readout", ops) == pytest.approx(readout(ops), rel=1e-12)
+        assert page_call(server.url, "readout", ops) == pytest.approx(readout(ops), rel=1e-12)
         with pytest.raises(urllib.error.HTTPError) as refused:
-            server_fn(server.url, "readout", {"moved": [[3000, 1e39, 0.0]]})
+            page_call(server.url, "readout", {"moved": [[3000, 1e39, 0.0]]})
         assert refused.value.code == 400  # named in one line, not a 500
-        assert server_fn(server.url, "readout", {}) == pytest.approx(readout({}), abs=1e-12)
+        assert page_call(server.url, "readout", {}) == pytest.approx(readout({}), abs=1e-12)
 
 
 def test_item_lookup_is_built_at_the_first_lookup():

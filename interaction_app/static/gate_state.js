@@ -2,7 +2,7 @@
 // libraries. app.py joins gate_state, gate_draw, gate_sprites, gate_ui, gate_labels,
 // gate_suspects and gate_start (JS_PARTS) into the body of gr.HTML's js_on_load, which provides `element`,
 // `props` and `server`; the parts share its scope, inside the callback that receives `page`,
-// the gate's opening (app.py PAGE_JS, page_state.py GatePage.opening): the page app serves
+// the gate's opening (app.py PAGE_SCRIPT, page_state.py GatePage.opening): the page app serves
 // every gate of the gate service, so nothing of a gate is in its props.
 // Edits live in data units as per-class offsets T and scales S about the original class
 // centres C0, plus per-point overrides (relative to their class offset, so a moved point

@@ -148,7 +148,7 @@ function fetchItem(i) {
   const id = IDS[i];
   if (asking.has(id)) return;
   asking.add(id);
-  server.item(id)
+  pageCall("item", id)
     .then((r) => { items.set(id, r && typeof r.item === "string" ? r.item : null); })
     .catch(() => { items.set(id, null); })
     .finally(() => {
@@ -331,7 +331,7 @@ function pump() {
   const wait = READOUT_MS - (performance.now() - lastSent);
   if (wait > 0) { timer = setTimeout(() => { timer = 0; pump(); }, wait); return; }
   queued = false; inflight = true; lastSent = performance.now();
-  server.readout(ops())
+  pageCall("readout", ops())
     .then((r) => { showReadout(r, performance.now() - lastSent); })
     .catch((err) => { if (!locked) $(".hill-readout").textContent = `readout failed: ${err}`; })
     .finally(() => { inflight = false; pump(); });
@@ -428,7 +428,7 @@ function onDecided(s, fromServer) {
   if (!acked) {
     acked = true;
     // The reply carries the recorded layout, which a tab told by another tab has not seen.
-    server.status({ page: PAGE, locked: true }).then((r) => { if (r && r.decided) showRecorded(r.layout); }).catch(() => {});
+    pageCall("status", { page: PAGE, locked: true }).then((r) => { if (r && r.decided) showRecorded(r.layout); }).catch(() => {});
   }
   if (!fromServer) checkNow(); // heard from another tab: confirm with the server when it answers
 }
@@ -468,7 +468,7 @@ async function pollStatus() {
   try {
     // A reply that never comes (a stalled connection) counts as a failure and is retried.
     const s = await Promise.race([
-      server.status({ page: PAGE, locked: !!decided }),
+      pageCall("status", { page: PAGE, locked: !!decided }),
       new Promise((_, fail) => setTimeout(() => fail(new Error("status timed out")), 4 * STATUS_MS)),
     ]);
     failures = 0;

@@ -208,6 +208,10 @@ class GateService:
             release_memory()
             self._freed = 0
 
+    def start_resumes(self) -> None:
+        """Start the resume threads and their Prefect clients (see ResumeWorkers.start)."""
+        self._resumes.start()
+
     async def close_all(self) -> None:
         async with self._lock:
             for gate in self.gates.values():

@@ -47,7 +47,13 @@ class ResumeWorkers:
         self._started = False
         self._lock = threading.Lock()
 
-    def submit(self, task: Callable[..., object], *args: object) -> None:
+    def start(self) -> None:
+        """Start the threads now (else at the first submit). With Prefect clients, first import
+        what a resume imports, here, and each thread makes its client as it starts: ~1.8 s of
+        CPU in all (imports under the import lock, four SSL contexts), which at the first
+        decision competed with 50 editors' requests for the interpreter lock (profiled)."""
+        if self._prefect_clients:
+            import_resume_modules()
         with self._lock:
             if not self._started:
                 for k in range(self._threads):
@@ -56,6 +62,9 @@ class ResumeWorkers:
                         target=run, args=(self._work,), name=f"gate-resume-{k}", daemon=True
                     ).start()
                 self._started = True
+
+    def submit(self, task: Callable[..., object], *args: object) -> None:
+        self.start()
         self._tasks.put((task, args))
 
     def stop(self) -> None:
@@ -67,17 +76,36 @@ class ResumeWorkers:
                 self._started = False
 
     def _work(self) -> None:
-        client = None  # this thread's Prefect SyncClientContext, entered once it can be
+        # This thread's Prefect SyncClientContext: entered at once when a server is set (with
+        # none, a client would start Prefect's temporary one: left to the first resume), or at
+        # a later task when Prefect cannot be reached now.
+        kept = keep_prefect_client() if self._prefect_clients and prefect_server_set() else None
         while (item := self._tasks.get()) is not _STOP:
-            if self._prefect_clients and client is None:
-                client = keep_prefect_client()
+            if self._prefect_clients and kept is None:
+                kept = keep_prefect_client()
             task, args = item
             try:
                 task(*args)
             except Exception as err:  # noqa: BLE001 - a failed task must not end the thread
                 log.error(f"resume task failed: {type(err).__name__}: {one_line(err, 200)}")
-        if client is not None:
-            client.__exit__(None, None, None)
+        if kept is not None:
+            kept.__exit__(None, None, None)
+
+
+def prefect_server_set() -> bool:
+    """True when this context's Prefect settings name a server (PREFECT_API_URL)."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def import_resume_modules() -> None:
+    """Import what a resume and its client import (the resume itself: registry.resume_flow)."""
+    import prefect.client.orchestration  # noqa: F401
+    import prefect.flow_runs  # noqa: F401
+    from prefect.context import SyncClientContext  # noqa: F401
+
+    import pipelines.gate  # noqa: F401
 
 
 def keep_prefect_client():

@@ -11,6 +11,9 @@ Routes:
     *    /<run>/gate/<epoch>/...             the gate page: one Gradio app for every gate (token)
     GET  /<run>/gate/<epoch>/api/snapshot    the snapshot and context as JSON (token)
     POST /<run>/gate/<epoch>/api/decision    record a decision (token; source "page")
+    GET  /<run>/gate/<epoch>/api/page/script the page's script (token; browser-cached)
+    POST /<run>/gate/<epoch>/api/page/<call> the page script's opening, readout, status and
+                                             item (token; interaction_app/page_calls.py)
 
 Access (:mod:`pipelines.gate_service.auth`): a gate's paths need its token; the rest needs HTTP
 Basic auth when auth is configured, which it must be to bind anything but loopback. In front of
@@ -79,6 +82,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        gates.start_resumes()  # imports and Prefect clients made now, before any editor
         freeze_start_up_heap()
         task = asyncio.create_task(refresh_forever(gates))
         try:
@@ -171,6 +175,7 @@ async def refresh_forever(gates: GateService) -> None:
 
 def add_routes(app: FastAPI, gates: GateService) -> None:
     """The service's own routes; registered before any page, so they match first."""
+    from interaction_app import page_calls  # imports Gradio: only once a service starts
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
@@ -204,6 +209,23 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         if page is None:  # freed between the access check and here
             return error(410, f"gate at epoch {epoch} of {run} is decided")
         return Response(snapshot_json(page, gate.ticket.deadline), media_type="application/json")
+
+    @app.get("/{run}/gate/{epoch:int}/api/page/script")
+    def page_script(request: Request) -> Response:
+        status, body = page_calls.script_reply(request.headers.get("if-none-match"))
+        return Response(body, status, page_calls.SCRIPT_HEADERS, "text/javascript")
+
+    @app.post("/{run}/gate/{epoch:int}/api/page/{name}")
+    async def page_call(run: str, epoch: int, name: str, request: Request) -> Response:
+        # On the loop: each call is ~1 ms or less (the readout's NumPy), less than a hop to a
+        # thread and back costs on a busy machine.
+        gate = gates.gates.get((run, epoch))
+        page = gate.page if gate else None
+        try:
+            body = await read_body(request, body_cap(len(page.snapshot) if page else 0))
+            return Response(page_calls.answer(page, name, body), media_type="application/json")
+        except (ApiError, page_calls.CallError) as err:
+            return error(err.status, str(err))
 
     @app.post("/{run}/gate/{epoch:int}/api/decision")
     async def decision(run: str, epoch: int, request: Request) -> JSONResponse:
