@@ -6,9 +6,11 @@
 Starts a Prefect test server, suspends one real flow run per gate on it (as a deployment's run
 suspends at its gate: Suspended, waiting for ``GateDecisionInput``), writes each gate's ticket
 and ``--points``-point snapshot, starts the service in this process on loopback, and lets
-``--editors`` threads use the pages as the page's script does, each with its own connection:
-the page, Gradio's config, the page's opening (its points), the snapshot API, the live readout
-per drag, the status poll, an item preview, then the decision through the JSON API. Editors
+``--editors`` threads use the pages as a browser's tab does, each with its own connection:
+the page, its script and opening (its points), the snapshot API, the live readout per drag,
+the status poll, an item preview, a reload, then the decision through the JSON API: what a
+browser's trace of a tab shows (Gradio's ``/config`` is not among them: the page carries its
+config), less its heartbeat stream. Editors
 work in pairs on the same gate and send their decisions at the same moment: one wins (200),
 the other must get 409. Editors keep a person's pace (``PERSON``: arriving over 5 s, a 1 s
 look before dragging, readouts 80 ms apart, as the page sends them); ``--stress`` drops every
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import os
 import statistics
 import sys
@@ -51,8 +54,7 @@ from test_gate_service import running_service, write_gate  # noqa: E402
 # The page's request kinds, in the order an editor makes them (first_page builds the gate's
 # state; script is the page's script, opening its fetch of the points, side panel and title).
 KINDS = (
-    "first_page", "page", "config", "script", "opening", "snapshot", "readout", "status", "item",
-    "decision",
+    "first_page", "page", "script", "opening", "snapshot", "readout", "status", "item", "decision"
 )  # fmt: skip
 DRAGS = 5  # readout calls per editor per gate: the page sends one per drag
 HOST = "127.0.0.1"
@@ -197,7 +199,6 @@ def edit_gate(client, gate: LoadGate, decision, barrier, result: LoadResult, pac
     session = f"load{k:02d}x{n:02d}"  # the tab's id in its status polls
     page = f"{gate.path}/"
     timed(result, "first_page", lambda: client.get(page, params={"token": gate.token}))
-    timed(result, "config", lambda: client.get(f"{gate.path}/config"))
     timed(result, "script", lambda: client.get(f"{gate.path}/api/page/script"))  # first visit
     page_call(client, gate, result, "opening", None)  # the page's points
     snapshot = timed(result, "snapshot", lambda: client.get(f"{gate.path}/api/snapshot")).json()
@@ -240,7 +241,6 @@ def timed(result: LoadResult, kind: str, request) -> httpx.Response:
 
 def resumes(flow_run_id: str) -> tuple[int, dict | None]:
     """How many times the flow run was resumed (its "Resuming" states), and its run input."""
-    import json
 
     from prefect import get_client
     from prefect.input.run_input import keyset_from_paused_state

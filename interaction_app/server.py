@@ -176,7 +176,7 @@ def add_page_calls(app, page) -> None:
         except page_calls.CallError as err:
             return JSONResponse({"error": one_line(str(err))}, status_code=err.status)
 
-    def page_script(request: Request) -> Response:
+    async def page_script(request: Request) -> Response:
         status, body = page_calls.script_reply(request.headers.get("if-none-match"))
         return Response(body, status, page_calls.SCRIPT_HEADERS, "text/javascript")
 
