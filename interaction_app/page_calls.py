@@ -20,8 +20,12 @@ import hashlib
 import json
 from typing import Any
 
+from fastapi import Response
+from fastapi.responses import JSONResponse
+
 from hill_core.edits import EditsError
 from interaction_app.app import GONE, PAGE_SCRIPT, decided_lines
+from interaction_app.http_safety import one_line
 from interaction_app.ops import OpsError, check_ops, check_sample_id
 from interaction_app.page_state import GatePage
 from interaction_app.presence import PollError, check_poll
@@ -43,6 +47,21 @@ def script_reply(if_none_match: str | None) -> tuple[int, bytes]:
     if if_none_match and SCRIPT_ETAG in if_none_match:
         return 304, b""
     return 200, SCRIPT
+
+
+def script_response(if_none_match: str | None) -> Response:
+    """The script route's answer, for either host."""
+    status, body = script_reply(if_none_match)
+    return Response(body, status, SCRIPT_HEADERS, "text/javascript")
+
+
+def call_response(page: GatePage | None, name: str, body: bytes) -> Response:
+    """A call route's answer, for either host: :func:`answer`'s JSON, or its refusal as one
+    line ``{"error": ...}``."""
+    try:
+        return Response(answer(page, name, body), media_type="application/json")
+    except CallError as err:
+        return JSONResponse({"error": one_line(str(err))}, status_code=err.status)
 
 
 class CallError(Exception):

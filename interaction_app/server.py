@@ -13,7 +13,6 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from fastapi import Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from hill_core.config import Config, GateConfig
 from hill_core.edits import EditsError, read_snapshot
@@ -33,7 +32,6 @@ from interaction_app.http_safety import (
     Throttle,
     allowed_hosts,
     body_cap,
-    one_line,
     page_guards,
     trust_proxies_of_pages,
 )
@@ -170,30 +168,20 @@ def add_page_calls(app, page) -> None:
     login_check = gradio_login_check(app)
 
     async def page_call(name: str, request: Request) -> Response:
-        try:  # the body is capped already: page_guards' BodyLimit
-            body = await request.body()
-            return Response(page_calls.answer(page, name, body), media_type="application/json")
-        except page_calls.CallError as err:
-            return JSONResponse({"error": one_line(str(err))}, status_code=err.status)
+        # the body is capped already: page_guards' BodyLimit
+        return page_calls.call_response(page, name, await request.body())
 
     async def page_script(request: Request) -> Response:
-        status, body = page_calls.script_reply(request.headers.get("if-none-match"))
-        return Response(body, status, page_calls.SCRIPT_HEADERS, "text/javascript")
+        return page_calls.script_response(request.headers.get("if-none-match"))
 
-    app.add_api_route(
-        f"/{page_calls.ROUTE}script",
-        page_script,
-        methods=["GET"],
-        dependencies=[Depends(login_check)],
-        include_in_schema=False,
-    )
-    app.add_api_route(
-        f"/{page_calls.ROUTE}{{name}}",
-        page_call,
-        methods=["POST"],
-        dependencies=[Depends(login_check)],
-        include_in_schema=False,
-    )
+    for path, endpoint, method in (("script", page_script, "GET"), ("{name}", page_call, "POST")):
+        app.add_api_route(
+            f"/{page_calls.ROUTE}{path}",
+            endpoint,
+            methods=[method],
+            dependencies=[Depends(login_check)],
+            include_in_schema=False,
+        )
 
 
 def gradio_login_check(app):

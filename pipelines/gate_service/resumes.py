@@ -52,16 +52,17 @@ class ResumeWorkers:
         what a resume imports, here, and each thread makes its client as it starts: ~1.8 s of
         CPU in all (imports under the import lock, four SSL contexts), which at the first
         decision competed with 50 editors' requests for the interpreter lock (profiled)."""
-        if self._prefect_clients:
-            import_resume_modules()
         with self._lock:
-            if not self._started:
-                for k in range(self._threads):
-                    run = self._context.copy().run
-                    threading.Thread(
-                        target=run, args=(self._work,), name=f"gate-resume-{k}", daemon=True
-                    ).start()
-                self._started = True
+            if self._started:
+                return
+            if self._prefect_clients:
+                import_resume_modules()
+            for k in range(self._threads):
+                run = self._context.copy().run
+                threading.Thread(
+                    target=run, args=(self._work,), name=f"gate-resume-{k}", daemon=True
+                ).start()
+            self._started = True
 
     def submit(self, task: Callable[..., object], *args: object) -> None:
         self.start()

@@ -215,8 +215,7 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
 
     @app.get("/{run}/gate/{epoch:int}/api/page/script")
     async def page_script(request: Request) -> Response:
-        status, body = page_calls.script_reply(request.headers.get("if-none-match"))
-        return Response(body, status, page_calls.SCRIPT_HEADERS, "text/javascript")
+        return page_calls.script_response(request.headers.get("if-none-match"))
 
     @app.post("/{run}/gate/{epoch:int}/api/page/{name}")
     async def page_call(run: str, epoch: int, name: str, request: Request) -> Response:
@@ -226,9 +225,9 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         page = gate.page if gate else None
         try:
             body = await read_body(request, body_cap(len(page.snapshot) if page else 0))
-            return Response(page_calls.answer(page, name, body), media_type="application/json")
-        except (ApiError, page_calls.CallError) as err:
+        except ApiError as err:
             return error(err.status, str(err))
+        return page_calls.call_response(page, name, body)
 
     @app.post("/{run}/gate/{epoch:int}/api/decision")
     async def decision(run: str, epoch: int, request: Request) -> JSONResponse:
