@@ -66,7 +66,7 @@ const pageCall = (name, data) => fetch(PAGE_API + name, {
 # The page's script: the parts above in one scope, run once the gate's opening has arrived
 # (gate_state.js reads ``page``: its points, side panel and title); if the gate is gone by
 # then, the plot's status line says so. ~70 KB: served by the page's host at
-# <page>/api/page/script (browser-cached; page_calls.script_reply), not held in the page's
+# <page>/api/page/script (browser-cached; page_calls.script_response), not held in the page's
 # config, which Gradio copies and encodes at every page load and /config request.
 PAGE_SCRIPT = (
     CALL_JS

@@ -27,6 +27,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+from fastapi.responses import JSONResponse
+
 # One body cap for both servers and every route: the snapshot's every row, pretty-printed, twice
 # over, plus headroom for the envelope (Gradio's {"data": [...], "session_hash": ...}).
 BODY_BASE_BYTES = 64 * 1024
@@ -98,6 +100,12 @@ def one_line(text: object, limit: int = 300) -> str:
     """An error for a client: a single line, at most ``limit`` characters."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
+
+
+def error_response(status: int, message: object) -> JSONResponse:
+    """A route's refusal: ``{"error": line}``, the answer :func:`refuse` gives in front of the
+    app."""
+    return JSONResponse({"error": one_line(message)}, status_code=status)
 
 
 async def refuse(scope, send, status: int, message: str, headers: Iterable = ()) -> None:

@@ -1,7 +1,7 @@
 """The page script's calls, answered from a gate's state: ``opening``, ``readout``, ``status``
 and ``item``.
 
-The script itself comes from ``GET <page>/api/page/script`` (:func:`script_reply`). It POSTs
+The script itself comes from ``GET <page>/api/page/script`` (:func:`script_response`). It POSTs
 each call as JSON to ``<page>/api/page/<name>`` (the body is the call's one
 argument; ``opening`` takes none), a route of the page's own host: the gate service's
 (pipelines/gate_service/service.py) or the in-process page's (interaction_app/server.py).
@@ -21,11 +21,10 @@ import json
 from typing import Any
 
 from fastapi import Response
-from fastapi.responses import JSONResponse
 
 from hill_core.edits import EditsError
 from interaction_app.app import GONE, PAGE_SCRIPT, decided_lines
-from interaction_app.http_safety import one_line
+from interaction_app.http_safety import error_response
 from interaction_app.ops import OpsError, check_ops, check_sample_id
 from interaction_app.page_state import GatePage
 from interaction_app.presence import PollError, check_poll
@@ -41,18 +40,12 @@ SCRIPT_ETAG = f'"{hashlib.sha256(SCRIPT).hexdigest()[:32]}"'
 SCRIPT_HEADERS = {"Cache-Control": "private, no-cache", "ETag": SCRIPT_ETAG}
 
 
-def script_reply(if_none_match: str | None) -> tuple[int, bytes]:
-    """``GET <page>/api/page/script``: (200, the page's script) or (304, b"") when the tab
-    holds this version (``If-None-Match``). Send with :data:`SCRIPT_HEADERS`."""
-    if if_none_match and SCRIPT_ETAG in if_none_match:
-        return 304, b""
-    return 200, SCRIPT
-
-
 def script_response(if_none_match: str | None) -> Response:
-    """The script route's answer, for either host."""
-    status, body = script_reply(if_none_match)
-    return Response(body, status, SCRIPT_HEADERS, "text/javascript")
+    """``GET <page>/api/page/script``, for either host: the page's script, or 304 when the tab
+    holds this version (``If-None-Match``)."""
+    if if_none_match and SCRIPT_ETAG in if_none_match:
+        return Response(b"", 304, SCRIPT_HEADERS, "text/javascript")
+    return Response(SCRIPT, 200, SCRIPT_HEADERS, "text/javascript")
 
 
 def call_response(page: GatePage | None, name: str, body: bytes) -> Response:
@@ -61,7 +54,7 @@ def call_response(page: GatePage | None, name: str, body: bytes) -> Response:
     try:
         return Response(answer(page, name, body), media_type="application/json")
     except CallError as err:
-        return JSONResponse({"error": one_line(str(err))}, status_code=err.status)
+        return error_response(err.status, err)
 
 
 class CallError(Exception):

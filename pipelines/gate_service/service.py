@@ -42,7 +42,7 @@ from interaction_app.http_safety import (
     ServerFunctionCalls,
     Throttle,
     body_cap,
-    one_line,
+    error_response,
 )
 from pipelines.gate_service.api import ApiError, parse_body, read_body
 from pipelines.gate_service.auth import EPOCH, GATE_PATH, GateAccess
@@ -210,7 +210,7 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         gate = gates.gates.get((run, epoch))
         page = gate.page if gate else None
         if page is None:  # freed between the access check and here
-            return error(410, f"gate at epoch {epoch} of {run} is decided")
+            return error_response(410, f"gate at epoch {epoch} of {run} is decided")
         return Response(snapshot_json(page, gate.ticket.deadline), media_type="application/json")
 
     @app.get("/{run}/gate/{epoch:int}/api/page/script")
@@ -226,7 +226,7 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         try:
             body = await read_body(request, body_cap(len(page.snapshot) if page else 0))
         except ApiError as err:
-            return error(err.status, str(err))
+            return error_response(err.status, str(err))
         return page_calls.call_response(page, name, body)
 
     @app.post("/{run}/gate/{epoch:int}/api/decision")
@@ -234,12 +234,12 @@ def add_routes(app: FastAPI, gates: GateService) -> None:
         gate = gates.gates.get((run, epoch))
         recorder = gate.recorder if gate else None
         if recorder is None:
-            return error(410, f"gate at epoch {epoch} of {run} is decided")
+            return error_response(410, f"gate at epoch {epoch} of {run} is decided")
         try:
             body = await read_body(request, body_cap(len(recorder.snapshot)))
             result = await asyncio.to_thread(record, recorder, body)
         except ApiError as err:
-            return error(err.status, str(err))
+            return error_response(err.status, str(err))
         return JSONResponse(
             {
                 "decision": result.decision,
@@ -278,10 +278,6 @@ def record(recorder, body: bytes):
         raise ApiError(422, str(err)) from None
     except GateClosedError as err:
         raise ApiError(409, str(err)) from None
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": one_line(message)}, status_code=status)
 
 
 def index_html(gates: GateService, now: float) -> str:
